@@ -1,0 +1,75 @@
+"""The ``serialoct`` command line.
+
+Every command lives in a small module of :mod:`serialoct.commands` that
+declares its arguments and imports the heavy libraries only when it runs, so
+``serialoct --help`` and ``serialoct step NAME --help`` start fast (a workflow
+starts one process per step and slice).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from serialoct import __version__
+from serialoct.errors import SerialOctError
+
+# name -> (module, one-line help). Modules expose add_arguments(parser) and run(args) -> int.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "params": ("serialoct.commands.params", "print a workflow's parameters with defaults and status"),
+    "synth": ("serialoct.commands.synth", "render a synthetic acquisition with its ground truth"),
+    "inspect": ("serialoct.commands.inspect", "summarise a raw acquisition (slices, grid, holes, geometry)"),
+    "demo": ("serialoct.commands.demo", "render a small synthetic acquisition and process it"),
+    "step": ("serialoct.commands.step", "run one pipeline step (what the workflows call)"),
+}
+
+
+def _top_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="serialoct",
+        description="Reconstruct serial-section OCT acquisitions into OME-Zarr volumes.",
+        epilog="Run 'serialoct COMMAND --help' for a command's options.",
+    )
+    parser.add_argument("--version", action="version", version=f"serialoct {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (_, help_text) in COMMANDS.items():
+        sub.add_parser(name, help=help_text, add_help=False)
+    return parser
+
+
+def _configure_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(levelname)s %(name)s: %(message)s" if verbose else "%(message)s",
+        stream=sys.stderr,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    verbose = False
+    while argv and argv[0] in ("-v", "--verbose"):
+        verbose = True
+        argv.pop(0)
+    if not argv or argv[0] not in COMMANDS:
+        _top_parser().parse_args(argv)  # prints help / version / the error and exits
+        _top_parser().print_help()
+        return 2
+    name, rest = argv[0], argv[1:]
+    module = importlib.import_module(COMMANDS[name][0])
+    parser = argparse.ArgumentParser(prog=f"serialoct {name}", description=COMMANDS[name][1])
+    module.add_arguments(parser)
+    args = parser.parse_args(rest)
+    _configure_logging(verbose)
+    try:
+        return int(module.run(args) or 0)
+    except SerialOctError as exc:
+        print(f"serialoct {name}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
