@@ -1,0 +1,505 @@
+"""Raw S-OCT tiles: ``info.txt`` headers, ``image_*.bin`` frames, tile discovery.
+
+The on-disk contract is ``reference/formats.md`` §1. A tile folder holds an
+``info.txt`` and one or more headerless little-endian float32 ``.bin`` files;
+each file is a Fortran-order array ``(n_z, nx + n_extra, n_frames)`` and the
+files, sorted by name, are concatenated along frames. A decoded tile is
+``(z, x, y)`` = (depth, A-line, B-scan), float32.
+
+Decoding order: camera-shift roll (legacy data), galvo band removal, repeat
+averaging, legacy orientation. The galvo band is removed given its start; its
+detection lives in :mod:`serialoct.preproc.galvo`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from serialoct.errors import FormatError, InputError
+
+__all__ = [
+    "TileInfo",
+    "TileRef",
+    "SliceTiles",
+    "parse_info_text",
+    "read_info",
+    "format_info_text",
+    "tile_bin_files",
+    "read_raw_frames",
+    "decode_frames",
+    "read_tile",
+    "discover_slices",
+    "write_raw_tile",
+]
+
+TILE_DIR_RE = re.compile(r"tile_x(\d+)_y(\d+)_z(\d+)$")
+SLICE_DIR_RE = re.compile(r"slice_z(\d+)$")
+BIN_GLOB = "image_*.bin"
+_REQUIRED_KEYS = ("nx", "ny", "width", "height")
+_FLOAT32_BYTES = 4
+
+
+@dataclass(frozen=True)
+class TileInfo:
+    """The geometry of one raw tile, read from its ``info.txt``.
+
+    Attributes
+    ----------
+    nx, ny : int
+        A-lines kept per B-scan (fast axis) and B-scans per tile (slow axis).
+    n_z : int
+        Depth samples kept, ``bottom_z - top_z + 1``.
+    n_repeat, n_extra : int
+        Repeated B-scans per position; galvo fly-back A-lines per B-scan.
+    width_um, height_um : float
+        Lateral field of view along nx and ny, in µm.
+    stage_x_mm, stage_y_mm, stage_z_mm : float or None
+        Motor position of the tile centre, in mm (None when absent).
+    focus_z : int or None
+        Focal depth index (a hint only).
+    values : dict
+        Every key of the file, as parsed.
+    """
+
+    nx: int
+    ny: int
+    n_z: int
+    n_repeat: int
+    n_extra: int
+    width_um: float
+    height_um: float
+    stage_x_mm: float | None
+    stage_y_mm: float | None
+    stage_z_mm: float | None
+    focus_z: int | None
+    values: dict = field(repr=False, compare=False)
+
+    @property
+    def n_alines(self) -> int:
+        """A-lines recorded per B-scan, fly-back included."""
+        return self.nx + self.n_extra
+
+    @property
+    def n_frames(self) -> int:
+        """B-scans recorded per tile, repeats included."""
+        return self.ny * self.n_repeat
+
+    @property
+    def pixel_size_um(self) -> tuple[float, float]:
+        """Lateral pixel size ``(x, y)`` in µm."""
+        return self.width_um / self.nx, self.height_um / self.ny
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """Decoded tile shape ``(z, x, y)``."""
+        return self.n_z, self.nx, self.ny
+
+    @property
+    def frame_bytes(self) -> int:
+        """Bytes of one recorded B-scan."""
+        return self.n_z * self.n_alines * _FLOAT32_BYTES
+
+
+@dataclass(frozen=True)
+class TileRef:
+    """Where one tile of a slice lives: its grid index and folder."""
+
+    ix: int
+    iy: int
+    path: Path
+
+
+@dataclass(frozen=True)
+class SliceTiles:
+    """The tiles found for one slice.
+
+    Attributes
+    ----------
+    slice_id : str
+        Two-digit slice id (``"07"``).
+    tiles : tuple of TileRef
+        Tiles sorted by ``(ix, iy)``, indices shifted so the smallest is 0.
+    grid_shape : tuple of int
+        ``(n_tiles_x, n_tiles_y)``.
+    holes : tuple of (int, int)
+        Grid positions with no tile (never acquired): zeros in the mosaic.
+    """
+
+    slice_id: str
+    tiles: tuple[TileRef, ...]
+    grid_shape: tuple[int, int]
+    holes: tuple[tuple[int, int], ...]
+
+
+# --------------------------------------------------------------------------- info.txt
+
+
+def _parse_number(text: str) -> int | float | None:
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def parse_info_text(text: str, path: str | os.PathLike = "info.txt") -> dict[str, int | float | str]:
+    """Parse the text of an ``info.txt`` header.
+
+    The first non-empty line must be ``Scan info``; every other line is
+    ``key: value`` (lines without ``": "`` are ignored, a repeated key keeps
+    its last value). Integers stay integers, other numbers become floats and
+    anything else stays a string (unknown keys are informative).
+
+    Raises
+    ------
+    FormatError
+        If the header line is missing.
+    """
+    lines = text.lstrip("\ufeff").splitlines()
+    first = next((line.strip() for line in lines if line.strip()), "")
+    if first.lower() != "scan info":
+        shown = first[:40] or "an empty file"
+        raise FormatError(path, f"first line is {shown!r}, expected 'Scan info' (not an OCT tile header)")
+    values: dict[str, int | float | str] = {}
+    for line in lines:
+        key, sep, raw = line.partition(": ")
+        if not sep:
+            continue
+        number = _parse_number(raw.strip())
+        values[key.strip()] = raw.strip() if number is None else number
+    return values
+
+
+def _get_int(values: dict, key: str, path, default: int | None = None) -> int | None:
+    if key not in values:
+        return default
+    value = values[key]
+    if isinstance(value, str) or not np.isfinite(value) or float(value) != int(value):
+        raise FormatError(path, f"{key} = {value!r} is not a whole number")
+    return int(value)
+
+
+def _get_float(values: dict, key: str, path) -> float | None:
+    if key not in values:
+        return None
+    value = values[key]
+    if isinstance(value, str) or not np.isfinite(value):
+        raise FormatError(path, f"{key} = {value!r} is not a finite number")
+    return float(value)
+
+
+def _tile_info(values: dict, path) -> TileInfo:
+    missing = [key for key in _REQUIRED_KEYS if key not in values]
+    if missing:
+        raise FormatError(path, f"missing key(s) {', '.join(missing)}; an OCT tile header needs {', '.join(_REQUIRED_KEYS)}")
+    top, bottom = _get_int(values, "top_z", path), _get_int(values, "bottom_z", path)
+    if top is not None and bottom is not None:
+        n_z = bottom - top + 1
+    elif "n_samples" in values:
+        n_z = _get_int(values, "n_samples", path) // 2
+    else:
+        raise FormatError(path, "no depth window: needs top_z and bottom_z (or n_samples)")
+    info = TileInfo(
+        nx=_get_int(values, "nx", path),
+        ny=_get_int(values, "ny", path),
+        n_z=n_z,
+        n_repeat=_get_int(values, "n_repeat", path, default=1),
+        n_extra=_get_int(values, "n_extra", path, default=0),
+        width_um=_get_float(values, "width", path),
+        height_um=_get_float(values, "height", path),
+        stage_x_mm=_get_float(values, "stage_x_pos_mm", path),
+        stage_y_mm=_get_float(values, "stage_y_pos_mm", path),
+        stage_z_mm=_get_float(values, "stage_z_pos_mm", path),
+        focus_z=_get_int(values, "focus_z", path) if "focus_z" in values else None,
+        values=values,
+    )
+    for name in ("nx", "ny", "n_z", "n_repeat"):
+        if getattr(info, name) < 1:
+            raise FormatError(path, f"{name} = {getattr(info, name)} must be at least 1")
+    if info.n_extra < 0:
+        raise FormatError(path, f"n_extra = {info.n_extra} must not be negative")
+    if info.width_um <= 0 or info.height_um <= 0:
+        raise FormatError(path, f"field of view {info.width_um} x {info.height_um} µm must be positive")
+    return info
+
+
+def read_info(tile_dir: str | os.PathLike) -> TileInfo:
+    """Read and validate the ``info.txt`` of a tile folder.
+
+    Raises
+    ------
+    InputError
+        If the folder has no ``info.txt``.
+    FormatError
+        If the header is malformed, misses a key or holds a non-numeric value.
+    """
+    path = Path(tile_dir) / "info.txt"
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except FileNotFoundError:
+        raise InputError(path, "missing: every tile folder needs an info.txt header") from None
+    return _tile_info(parse_info_text(text, path), path)
+
+
+def format_info_text(values: dict[str, int | float | str]) -> str:
+    """Write header values in the ``info.txt`` format (inverse of :func:`parse_info_text`)."""
+    body = "".join(f"{key}: {value!r}\n" if isinstance(value, float) else f"{key}: {value}\n" for key, value in values.items())
+    return "Scan info\n" + body
+
+
+# --------------------------------------------------------------------------- frames
+
+
+def tile_bin_files(tile_dir: str | os.PathLike) -> list[Path]:
+    """The ``image_*.bin`` files of a tile, sorted by name.
+
+    Raises
+    ------
+    InputError
+        If there is none.
+    """
+    files = sorted(Path(tile_dir).glob(BIN_GLOB))
+    if not files:
+        raise InputError(tile_dir, f"no {BIN_GLOB} file in this tile folder")
+    return files
+
+
+def read_raw_frames(tile_dir: str | os.PathLike, info: TileInfo | None = None) -> np.ndarray:
+    """The recorded frames of a tile, ``(n_z, nx + n_extra, ny * n_repeat)`` float32.
+
+    A single ``.bin`` is memory-mapped (no copy); several are concatenated.
+
+    Raises
+    ------
+    FormatError
+        If a file's size is not a whole number of B-scans, or the frames do
+        not add up to ``ny * n_repeat``.
+    """
+    info = read_info(tile_dir) if info is None else info
+    files = tile_bin_files(tile_dir)
+    geometry = f"nx={info.nx} n_extra={info.n_extra} n_z={info.n_z}"
+    parts, n_frames = [], 0
+    for path in files:
+        size = path.stat().st_size
+        if size == 0 or size % info.frame_bytes:
+            raise FormatError(path, f"{size:,} bytes is not a whole number of B-scans of {info.frame_bytes:,} bytes ({geometry}; truncated?)")
+        frames = size // info.frame_bytes
+        parts.append(np.memmap(path, dtype="<f4", mode="r", shape=(info.n_z, info.n_alines, frames), order="F"))
+        n_frames += frames
+    if n_frames != info.n_frames:
+        expected = info.n_frames * info.frame_bytes
+        found = sum(p.stat().st_size for p in files)
+        raise FormatError(
+            files[-1] if len(files) == 1 else tile_dir,
+            f"{found:,} bytes in {len(files)} file(s), expected {expected:,} for {geometry} ny={info.ny} n_repeat={info.n_repeat} (truncated or wrong header?)",
+        )
+    return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=2)
+
+
+def camera_scan_start(frames: np.ndarray) -> int:
+    """A-line index of the saturated sample that marks the scan start (legacy cameras)."""
+    return int(np.argmax(frames.max(axis=(0, 2))))
+
+
+def decode_frames(
+    frames: np.ndarray,
+    info: TileInfo,
+    *,
+    galvo_band_start: int | None = None,
+    fix_camera_shift: bool = False,
+    legacy_orientation: bool = False,
+) -> np.ndarray:
+    """Turn recorded frames into a tile ``(z, x, y)`` float32.
+
+    Parameters
+    ----------
+    frames : ndarray, shape (n_z, nx + n_extra, ny * n_repeat), float32
+        As returned by :func:`read_raw_frames`.
+    info : TileInfo
+        The tile's header.
+    galvo_band_start : int, optional
+        First fly-back A-line (may wrap around the end of the B-scan). The
+        A-line axis is rolled so the band comes last, then ``[0:nx]`` kept.
+        None assumes the band already sits at the end.
+    fix_camera_shift : bool
+        Roll the A-line axis so the saturated scan-start sample comes first.
+    legacy_orientation : bool
+        Rotate by 270° in the lateral plane, then flip the first lateral axis.
+
+    Returns
+    -------
+    ndarray, shape (n_z, nx, ny) — or (n_z, ny, nx) with legacy orientation — float32
+    """
+    n_alines = info.n_alines
+    start = 0
+    if fix_camera_shift:
+        start = camera_scan_start(frames)
+    band = info.nx if galvo_band_start is None else int(galvo_band_start) % n_alines
+    # After the camera roll, A-line j of the rolled scan is raw A-line (start + j); keeping the
+    # nx A-lines that follow the band means raw indices band + n_extra + k, k = 0..nx-1.
+    first_kept = (band + info.n_extra) % n_alines if galvo_band_start is not None else 0
+    keep = (start + first_kept + np.arange(info.nx)) % n_alines
+    if np.array_equal(keep, np.arange(info.nx)):
+        kept = frames[:, : info.nx, :]
+    else:
+        kept = frames[:, keep, :]
+    if info.n_repeat > 1:
+        tile = kept.reshape(info.n_z, info.nx, info.ny, info.n_repeat).mean(axis=3, dtype=np.float32)
+    else:
+        tile = kept
+    tile = np.ascontiguousarray(tile, dtype=np.float32)
+    if legacy_orientation:
+        tile = np.ascontiguousarray(np.flip(np.rot90(tile, k=3, axes=(1, 2)), axis=1))
+    return tile
+
+
+def read_tile(
+    tile_dir: str | os.PathLike,
+    *,
+    galvo_band_start: int | None = None,
+    fix_camera_shift: bool = False,
+    legacy_orientation: bool = False,
+    check_finite: bool = True,
+) -> np.ndarray:
+    """Read one raw tile folder into a ``(z, x, y)`` float32 array.
+
+    See :func:`decode_frames` for the options.
+
+    Raises
+    ------
+    InputError, FormatError
+        For a missing or malformed header, missing or mis-sized ``.bin``
+        files, or (with ``check_finite``) NaN or infinite samples.
+
+    Examples
+    --------
+    >>> from serialoct.synth import render_acquisition  # doctest: +SKIP
+    """
+    info = read_info(tile_dir)
+    frames = read_raw_frames(tile_dir, info)
+    tile = decode_frames(
+        frames, info, galvo_band_start=galvo_band_start, fix_camera_shift=fix_camera_shift, legacy_orientation=legacy_orientation
+    )
+    if check_finite and not np.isfinite(tile).all():
+        bad = int(np.size(tile) - np.count_nonzero(np.isfinite(tile)))
+        raise FormatError(tile_dir, f"{bad:,} non-finite (NaN or inf) samples in the decoded tile")
+    return tile
+
+
+# --------------------------------------------------------------------------- discovery
+
+
+def _slice_id(z: int, where) -> str:
+    if z > 99:
+        raise InputError(where, f"slice index {z} has three digits; slice ids are two digits (00-99)")
+    return f"{z:02d}"
+
+
+def _tile_dirs(root: Path, old_layout: bool) -> list[tuple[Path, int | None]]:
+    """Tile folders with the slice index of the folder they sit in (None for the old layout)."""
+    if old_layout:
+        return [(p, None) for p in sorted(root.iterdir()) if p.is_dir() and TILE_DIR_RE.match(p.name)]
+    found = []
+    for slice_dir in sorted(root.iterdir()):
+        match = SLICE_DIR_RE.match(slice_dir.name)
+        if not (slice_dir.is_dir() and match):
+            continue
+        tiles_dir = slice_dir / "tiles"
+        if not tiles_dir.is_dir():
+            raise InputError(slice_dir, "slice folder has no tiles/ subfolder")
+        dirs = [p for p in sorted(tiles_dir.iterdir()) if p.is_dir() and TILE_DIR_RE.match(p.name)]
+        if not dirs:
+            raise InputError(tiles_dir, "no tile_xNN_yNN_zNN folder in this slice")
+        found += [(p, int(match.group(1))) for p in dirs]
+    return found
+
+
+def discover_slices(root: str | os.PathLike, *, old_layout: bool = False) -> dict[str, SliceTiles]:
+    """Find every tile of a raw acquisition, grouped by slice.
+
+    Parameters
+    ----------
+    root : path
+        The acquisition folder (``slice_zNN/tiles/tile_*`` folders, or with
+        ``old_layout`` every ``tile_xNN_yNN_zNN`` folder directly inside).
+    old_layout : bool
+        The flat folder structure (``use_old_folder_structure``).
+
+    Returns
+    -------
+    dict of str to SliceTiles
+        Sorted by slice id. Grid indices are shifted per slice so the
+        smallest is 0; missing grid positions are reported as holes.
+
+    Raises
+    ------
+    InputError
+        If the folder does not exist or holds no tile, a tile index repeats,
+        a tile sits in the wrong slice folder, or a slice index has three digits.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise InputError(root, "raw acquisition folder not found")
+    by_slice: dict[str, dict[tuple[int, int], Path]] = {}
+    for path, folder_z in _tile_dirs(root, old_layout):
+        ix, iy, iz = (int(g) for g in TILE_DIR_RE.match(path.name).groups())
+        if folder_z is not None and iz != folder_z:
+            raise InputError(path, f"tile of slice z{iz:02d} inside the folder of slice z{folder_z:02d}")
+        tiles = by_slice.setdefault(_slice_id(iz, path), {})
+        if (ix, iy) in tiles:
+            raise InputError(path, f"duplicate tile index x={ix} y={iy} z={iz} (also {tiles[(ix, iy)].name})")
+        tiles[(ix, iy)] = path
+    if not by_slice:
+        layout = "tile_xNN_yNN_zNN folders" if old_layout else "slice_zNN/tiles/tile_xNN_yNN_zNN folders"
+        hint = "" if old_layout else " (flat layout? set use_old_folder_structure)"
+        raise InputError(root, f"no {layout} found{hint}")
+    return {sid: _slice_tiles(sid, by_slice[sid]) for sid in sorted(by_slice)}
+
+
+def _slice_tiles(slice_id: str, tiles: dict[tuple[int, int], Path]) -> SliceTiles:
+    x0 = min(ix for ix, _ in tiles)
+    y0 = min(iy for _, iy in tiles)
+    shifted = {(ix - x0, iy - y0): p for (ix, iy), p in tiles.items()}
+    shape = (max(ix for ix, _ in shifted) + 1, max(iy for _, iy in shifted) + 1)
+    holes = tuple((ix, iy) for ix in range(shape[0]) for iy in range(shape[1]) if (ix, iy) not in shifted)
+    refs = tuple(TileRef(ix, iy, p) for (ix, iy), p in sorted(shifted.items()))
+    return SliceTiles(slice_id=slice_id, tiles=refs, grid_shape=shape, holes=holes)
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def write_raw_tile(
+    tile_dir: str | os.PathLike,
+    frames: np.ndarray,
+    values: dict[str, int | float | str],
+    *,
+    n_files: int = 1,
+) -> None:
+    """Write one tile in the instrument's raw format (the inverse of reading).
+
+    Parameters
+    ----------
+    tile_dir : path
+        The ``tile_xNN_yNN_zNN`` folder to create.
+    frames : ndarray, shape (n_z, nx + n_extra, ny * n_repeat)
+        Recorded intensities; written as little-endian float32, Fortran order.
+    values : dict
+        The ``info.txt`` keys, written in order.
+    n_files : int
+        Split the frames over this many ``image_NNNNN.bin`` files.
+    """
+    tile_dir = Path(tile_dir)
+    tile_dir.mkdir(parents=True, exist_ok=True)
+    (tile_dir / "info.txt").write_text(format_info_text(values), encoding="utf-8")
+    frames = np.asarray(frames, dtype="<f4")
+    for k, part in enumerate(np.array_split(frames, n_files, axis=2)):
+        (tile_dir / f"image_{k:05d}.bin").write_bytes(np.asfortranarray(part).tobytes(order="F"))
