@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from serialoct.errors import FormatError, InputError
+from serialoct.io.acquisition import discover_slices
 from serialoct.io.raw import (
     decode_frames,
-    discover_slices,
     parse_info_text,
     read_info,
     read_raw_frames,
@@ -258,3 +258,23 @@ def test_tile_in_the_wrong_slice_folder_is_refused(tmp_path, rng):
 def test_missing_acquisition_folder_is_an_input_error(tmp_path):
     with pytest.raises(InputError, match="not found"):
         discover_slices(tmp_path / "nope")
+
+
+def test_tiles_of_different_shapes_in_one_slice_are_refused(tmp_path, rng):
+    from serialoct.io.acquisition import read_slice_geometry
+
+    _write_grid(tmp_path, 1, [(0, 0)], rng)
+    write_raw_tile(tmp_path / "slice_z01" / "tiles" / "tile_x00_y01_z01", _tile(rng, (NZ, 8, NY)), _values(nx=8))
+    with pytest.raises(InputError, match="tile_x00_y01_z01: tile geometry differs .* nx=8 \\(first tile: 10\\)"):
+        read_slice_geometry(discover_slices(tmp_path)["01"])
+
+
+def test_slice_geometry_collects_stage_positions(sample_acquisition):
+    from serialoct.io.acquisition import read_slice_geometry
+
+    geometry = read_slice_geometry(discover_slices(sample_acquisition)["01"])
+    assert geometry.info.shape == (24, 32, 32) and len(geometry.stage_mm) == 4
+    # 0.32 mm tiles with 20 % overlap: neighbours 0.256 mm apart along their grid axis
+    step_x = geometry.stage_mm[(1, 0)][0] - geometry.stage_mm[(0, 0)][0]
+    step_y = geometry.stage_mm[(0, 1)][1] - geometry.stage_mm[(0, 0)][1]
+    assert step_x == pytest.approx(0.256, abs=0.01) and step_y == pytest.approx(0.256, abs=0.01)

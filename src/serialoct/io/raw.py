@@ -1,4 +1,4 @@
-"""Raw S-OCT tiles: ``info.txt`` headers, ``image_*.bin`` frames, tile discovery.
+"""Raw S-OCT tiles: ``info.txt`` headers and ``image_*.bin`` frames.
 
 The on-disk contract is ``reference/formats.md`` §1. A tile folder holds an
 ``info.txt`` and one or more headerless little-endian float32 ``.bin`` files;
@@ -14,7 +14,6 @@ detection lives in :mod:`serialoct.preproc.galvo`.
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,8 +23,6 @@ from serialoct.errors import FormatError, InputError
 
 __all__ = [
     "TileInfo",
-    "TileRef",
-    "SliceTiles",
     "parse_info_text",
     "read_info",
     "format_info_text",
@@ -33,12 +30,9 @@ __all__ = [
     "read_raw_frames",
     "decode_frames",
     "read_tile",
-    "discover_slices",
     "write_raw_tile",
 ]
 
-TILE_DIR_RE = re.compile(r"tile_x(\d+)_y(\d+)_z(\d+)$")
-SLICE_DIR_RE = re.compile(r"slice_z(\d+)$")
 BIN_GLOB = "image_*.bin"
 _REQUIRED_KEYS = ("nx", "ny", "width", "height")
 _FLOAT32_BYTES = 4
@@ -103,37 +97,6 @@ class TileInfo:
     def frame_bytes(self) -> int:
         """Bytes of one recorded B-scan."""
         return self.n_z * self.n_alines * _FLOAT32_BYTES
-
-
-@dataclass(frozen=True)
-class TileRef:
-    """Where one tile of a slice lives: its grid index and folder."""
-
-    ix: int
-    iy: int
-    path: Path
-
-
-@dataclass(frozen=True)
-class SliceTiles:
-    """The tiles found for one slice.
-
-    Attributes
-    ----------
-    slice_id : str
-        Two-digit slice id (``"07"``).
-    tiles : tuple of TileRef
-        Tiles sorted by ``(ix, iy)``, indices shifted so the smallest is 0.
-    grid_shape : tuple of int
-        ``(n_tiles_x, n_tiles_y)``.
-    holes : tuple of (int, int)
-        Grid positions with no tile (never acquired): zeros in the mosaic.
-    """
-
-    slice_id: str
-    tiles: tuple[TileRef, ...]
-    grid_shape: tuple[int, int]
-    holes: tuple[tuple[int, int], ...]
 
 
 # --------------------------------------------------------------------------- info.txt
@@ -392,86 +355,6 @@ def read_tile(
         bad = int(np.size(tile) - np.count_nonzero(np.isfinite(tile)))
         raise FormatError(tile_dir, f"{bad:,} non-finite (NaN or inf) samples in the decoded tile")
     return tile
-
-
-# --------------------------------------------------------------------------- discovery
-
-
-def _slice_id(z: int, where) -> str:
-    if z > 99:
-        raise InputError(where, f"slice index {z} has three digits; slice ids are two digits (00-99)")
-    return f"{z:02d}"
-
-
-def _tile_dirs(root: Path, old_layout: bool) -> list[tuple[Path, int | None]]:
-    """Tile folders with the slice index of the folder they sit in (None for the old layout)."""
-    if old_layout:
-        return [(p, None) for p in sorted(root.iterdir()) if p.is_dir() and TILE_DIR_RE.match(p.name)]
-    found = []
-    for slice_dir in sorted(root.iterdir()):
-        match = SLICE_DIR_RE.match(slice_dir.name)
-        if not (slice_dir.is_dir() and match):
-            continue
-        tiles_dir = slice_dir / "tiles"
-        if not tiles_dir.is_dir():
-            raise InputError(slice_dir, "slice folder has no tiles/ subfolder")
-        dirs = [p for p in sorted(tiles_dir.iterdir()) if p.is_dir() and TILE_DIR_RE.match(p.name)]
-        if not dirs:
-            raise InputError(tiles_dir, "no tile_xNN_yNN_zNN folder in this slice")
-        found += [(p, int(match.group(1))) for p in dirs]
-    return found
-
-
-def discover_slices(root: str | os.PathLike, *, old_layout: bool = False) -> dict[str, SliceTiles]:
-    """Find every tile of a raw acquisition, grouped by slice.
-
-    Parameters
-    ----------
-    root : path
-        The acquisition folder (``slice_zNN/tiles/tile_*`` folders, or with
-        ``old_layout`` every ``tile_xNN_yNN_zNN`` folder directly inside).
-    old_layout : bool
-        The flat folder structure (``use_old_folder_structure``).
-
-    Returns
-    -------
-    dict of str to SliceTiles
-        Sorted by slice id. Grid indices are shifted per slice so the
-        smallest is 0; missing grid positions are reported as holes.
-
-    Raises
-    ------
-    InputError
-        If the folder does not exist or holds no tile, a tile index repeats,
-        a tile sits in the wrong slice folder, or a slice index has three digits.
-    """
-    root = Path(root)
-    if not root.is_dir():
-        raise InputError(root, "raw acquisition folder not found")
-    by_slice: dict[str, dict[tuple[int, int], Path]] = {}
-    for path, folder_z in _tile_dirs(root, old_layout):
-        ix, iy, iz = (int(g) for g in TILE_DIR_RE.match(path.name).groups())
-        if folder_z is not None and iz != folder_z:
-            raise InputError(path, f"tile of slice z{iz:02d} inside the folder of slice z{folder_z:02d}")
-        tiles = by_slice.setdefault(_slice_id(iz, path), {})
-        if (ix, iy) in tiles:
-            raise InputError(path, f"duplicate tile index x={ix} y={iy} z={iz} (also {tiles[(ix, iy)].name})")
-        tiles[(ix, iy)] = path
-    if not by_slice:
-        layout = "tile_xNN_yNN_zNN folders" if old_layout else "slice_zNN/tiles/tile_xNN_yNN_zNN folders"
-        hint = "" if old_layout else " (flat layout? set use_old_folder_structure)"
-        raise InputError(root, f"no {layout} found{hint}")
-    return {sid: _slice_tiles(sid, by_slice[sid]) for sid in sorted(by_slice)}
-
-
-def _slice_tiles(slice_id: str, tiles: dict[tuple[int, int], Path]) -> SliceTiles:
-    x0 = min(ix for ix, _ in tiles)
-    y0 = min(iy for _, iy in tiles)
-    shifted = {(ix - x0, iy - y0): p for (ix, iy), p in tiles.items()}
-    shape = (max(ix for ix, _ in shifted) + 1, max(iy for _, iy in shifted) + 1)
-    holes = tuple((ix, iy) for ix in range(shape[0]) for iy in range(shape[1]) if (ix, iy) not in shifted)
-    refs = tuple(TileRef(ix, iy, p) for (ix, iy), p in sorted(shifted.items()))
-    return SliceTiles(slice_id=slice_id, tiles=refs, grid_shape=shape, holes=holes)
 
 
 # --------------------------------------------------------------------------- writing

@@ -1,0 +1,182 @@
+"""A raw acquisition on disk: which tiles exist, grouped by slice, and their geometry.
+
+Layouts are ``reference/formats.md`` §1: ``RAW/slice_zNN/tiles/tile_xNN_yNN_zNN/``
+or, with ``use_old_folder_structure``, every tile folder directly in ``RAW``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from serialoct.errors import InputError
+from serialoct.io.raw import TileInfo, read_info
+
+__all__ = ["TileRef", "SliceTiles", "SliceGeometry", "discover_slices", "read_slice_geometry"]
+
+TILE_DIR_RE = re.compile(r"tile_x(\d+)_y(\d+)_z(\d+)$")
+SLICE_DIR_RE = re.compile(r"slice_z(\d+)$")
+
+
+@dataclass(frozen=True)
+class TileRef:
+    """Where one tile of a slice lives: its grid index and folder."""
+
+    ix: int
+    iy: int
+    path: Path
+
+
+@dataclass(frozen=True)
+class SliceTiles:
+    """The tiles found for one slice.
+
+    Attributes
+    ----------
+    slice_id : str
+        Two-digit slice id (``"07"``).
+    tiles : tuple of TileRef
+        Tiles sorted by ``(ix, iy)``, indices shifted so the smallest is 0.
+    grid_shape : tuple of int
+        ``(n_tiles_x, n_tiles_y)``.
+    holes : tuple of (int, int)
+        Grid positions with no tile (never acquired): zeros in the mosaic.
+    """
+
+    slice_id: str
+    tiles: tuple[TileRef, ...]
+    grid_shape: tuple[int, int]
+    holes: tuple[tuple[int, int], ...]
+
+
+# --------------------------------------------------------------------------- discovery
+
+
+def _slice_id(z: int, where) -> str:
+    if z > 99:
+        raise InputError(where, f"slice index {z} has three digits; slice ids are two digits (00-99)")
+    return f"{z:02d}"
+
+
+def _tile_dirs(root: Path, old_layout: bool) -> list[tuple[Path, int | None]]:
+    """Tile folders with the slice index of the folder they sit in (None for the old layout)."""
+    if old_layout:
+        return [(p, None) for p in sorted(root.iterdir()) if p.is_dir() and TILE_DIR_RE.match(p.name)]
+    found = []
+    for slice_dir in sorted(root.iterdir()):
+        match = SLICE_DIR_RE.match(slice_dir.name)
+        if not (slice_dir.is_dir() and match):
+            continue
+        tiles_dir = slice_dir / "tiles"
+        if not tiles_dir.is_dir():
+            raise InputError(slice_dir, "slice folder has no tiles/ subfolder")
+        dirs = [p for p in sorted(tiles_dir.iterdir()) if p.is_dir() and TILE_DIR_RE.match(p.name)]
+        if not dirs:
+            raise InputError(tiles_dir, "no tile_xNN_yNN_zNN folder in this slice")
+        found += [(p, int(match.group(1))) for p in dirs]
+    return found
+
+
+def discover_slices(root: str | os.PathLike, *, old_layout: bool = False) -> dict[str, SliceTiles]:
+    """Find every tile of a raw acquisition, grouped by slice.
+
+    Parameters
+    ----------
+    root : path
+        The acquisition folder (``slice_zNN/tiles/tile_*`` folders, or with
+        ``old_layout`` every ``tile_xNN_yNN_zNN`` folder directly inside).
+    old_layout : bool
+        The flat folder structure (``use_old_folder_structure``).
+
+    Returns
+    -------
+    dict of str to SliceTiles
+        Sorted by slice id. Grid indices are shifted per slice so the
+        smallest is 0; missing grid positions are reported as holes.
+
+    Raises
+    ------
+    InputError
+        If the folder does not exist or holds no tile, a tile index repeats,
+        a tile sits in the wrong slice folder, or a slice index has three digits.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise InputError(root, "raw acquisition folder not found")
+    by_slice: dict[str, dict[tuple[int, int], Path]] = {}
+    for path, folder_z in _tile_dirs(root, old_layout):
+        ix, iy, iz = (int(g) for g in TILE_DIR_RE.match(path.name).groups())
+        if folder_z is not None and iz != folder_z:
+            raise InputError(path, f"tile of slice z{iz:02d} inside the folder of slice z{folder_z:02d}")
+        tiles = by_slice.setdefault(_slice_id(iz, path), {})
+        if (ix, iy) in tiles:
+            raise InputError(path, f"duplicate tile index x={ix} y={iy} z={iz} (also {tiles[(ix, iy)].name})")
+        tiles[(ix, iy)] = path
+    if not by_slice:
+        layout = "tile_xNN_yNN_zNN folders" if old_layout else "slice_zNN/tiles/tile_xNN_yNN_zNN folders"
+        hint = "" if old_layout else " (flat layout? set use_old_folder_structure)"
+        raise InputError(root, f"no {layout} found{hint}")
+    return {sid: _slice_tiles(sid, by_slice[sid]) for sid in sorted(by_slice)}
+
+
+def _slice_tiles(slice_id: str, tiles: dict[tuple[int, int], Path]) -> SliceTiles:
+    x0 = min(ix for ix, _ in tiles)
+    y0 = min(iy for _, iy in tiles)
+    shifted = {(ix - x0, iy - y0): p for (ix, iy), p in tiles.items()}
+    shape = (max(ix for ix, _ in shifted) + 1, max(iy for _, iy in shifted) + 1)
+    holes = tuple((ix, iy) for ix in range(shape[0]) for iy in range(shape[1]) if (ix, iy) not in shifted)
+    refs = tuple(TileRef(ix, iy, p) for (ix, iy), p in sorted(shifted.items()))
+    return SliceTiles(slice_id=slice_id, tiles=refs, grid_shape=shape, holes=holes)
+
+
+@dataclass(frozen=True)
+class SliceGeometry:
+    """What every tile of a slice shares, plus each tile's stage position.
+
+    Attributes
+    ----------
+    tiles : SliceTiles
+        Where the tiles are.
+    info : TileInfo
+        The header of the first tile; every other tile has the same geometry.
+    stage_mm : dict of (int, int) to (float, float)
+        Reported stage position ``(x, y)`` of each tile centre, in mm.
+    """
+
+    tiles: SliceTiles
+    info: TileInfo
+    stage_mm: dict[tuple[int, int], tuple[float, float]]
+
+    @property
+    def slice_id(self) -> str:
+        return self.tiles.slice_id
+
+
+_SHARED_FIELDS = ("nx", "ny", "n_z", "n_repeat", "n_extra", "width_um", "height_um")
+
+
+def read_slice_geometry(tiles: SliceTiles) -> SliceGeometry:
+    """Read every tile header of a slice and check that they agree.
+
+    Raises
+    ------
+    InputError
+        If a tile's geometry differs from the first tile's, or a tile has no
+        stage position (needed to place the slice).
+    """
+    first: TileInfo | None = None
+    stage = {}
+    for ref in tiles.tiles:
+        info = read_info(ref.path)
+        if first is None:
+            first = info
+        differs = [f for f in _SHARED_FIELDS if getattr(info, f) != getattr(first, f)]
+        if differs:
+            detail = ", ".join(f"{f}={getattr(info, f)} (first tile: {getattr(first, f)})" for f in differs)
+            raise InputError(ref.path, f"tile geometry differs from {tiles.tiles[0].path.name} of the same slice: {detail}")
+        if info.stage_x_mm is None or info.stage_y_mm is None:
+            raise InputError(ref.path / "info.txt", "no stage_x_pos_mm / stage_y_pos_mm: the tile cannot be placed")
+        stage[(ref.ix, ref.iy)] = (info.stage_x_mm, info.stage_y_mm)
+    return SliceGeometry(tiles=tiles, info=first, stage_mm=stage)
