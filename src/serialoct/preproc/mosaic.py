@@ -1,0 +1,188 @@
+"""Mosaic-grid assembly: decoded tiles pasted edge to edge on their grid (formats.md §2).
+
+A mosaic grid keeps every tile whole (overlaps are not removed): tile
+``(ix, iy)`` occupies rows ``[ix*h, (ix+1)*h)`` and columns ``[iy*w, (iy+1)*w)``.
+The zarr chunk is the tile, and a shard holds ``sharding_factor**2`` tiles,
+so a slice is assembled one shard at a time: the peak memory of a slice is a
+shard, whatever the grid size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from serialoct.compute import Backend, get_backend, to_numpy
+
+__all__ = ["MosaicLayout", "ShardRegion", "mosaic_layout", "resample_tile", "assemble_shard"]
+
+
+@dataclass(frozen=True)
+class ShardRegion:
+    """The tiles of one shard: grid origin and extent, in tiles."""
+
+    ix0: int
+    iy0: int
+    n_x: int
+    n_y: int
+
+    def tile_indices(self) -> Iterator[tuple[int, int]]:
+        for ix in range(self.ix0, self.ix0 + self.n_x):
+            for iy in range(self.iy0, self.iy0 + self.n_y):
+                yield ix, iy
+
+
+@dataclass(frozen=True)
+class MosaicLayout:
+    """Shape, chunking and voxel size of a slice's mosaic grid.
+
+    Attributes
+    ----------
+    tile_shape : (int, int, int)
+        Output tile ``(z, h, w)`` after any resampling.
+    grid_shape : (int, int)
+        Tiles along x (rows) and y (columns).
+    voxel_size_um : (float, float, float)
+        Output voxel along z, rows (stage x) and columns (stage y), in µm.
+    sharding_factor : int
+        Tiles per shard along each lateral axis.
+    """
+
+    tile_shape: tuple[int, int, int]
+    grid_shape: tuple[int, int]
+    voxel_size_um: tuple[float, float, float]
+    sharding_factor: int
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        z, h, w = self.tile_shape
+        return z, self.grid_shape[0] * h, self.grid_shape[1] * w
+
+    @property
+    def shards(self) -> tuple[int, int, int]:
+        z, h, w = self.tile_shape
+        s = self.sharding_factor
+        return z, s * h, s * w
+
+    def shard_regions(self) -> Iterator[ShardRegion]:
+        """Every shard of the grid, row-major; edge shards hold fewer tiles."""
+        s, (gx, gy) = self.sharding_factor, self.grid_shape
+        for ix0 in range(0, gx, s):
+            for iy0 in range(0, gy, s):
+                yield ShardRegion(ix0, iy0, min(s, gx - ix0), min(s, gy - iy0))
+
+    def region_slices(self, region: ShardRegion) -> tuple[slice, slice, slice]:
+        """Where a shard's block goes in the level-0 array."""
+        _, h, w = self.tile_shape
+        return (
+            slice(None),
+            slice(region.ix0 * h, (region.ix0 + region.n_x) * h),
+            slice(region.iy0 * w, (region.iy0 + region.n_y) * w),
+        )
+
+
+def mosaic_layout(
+    tile_shape: tuple[int, int, int],
+    grid_shape: tuple[int, int],
+    native_voxel_um: tuple[float, float, float],
+    *,
+    resolution_um: float = -1,
+    sharding_factor: int = 4,
+) -> MosaicLayout:
+    """The mosaic layout of a slice at native sampling (``resolution_um <= 0``) or isotropic.
+
+    Parameters
+    ----------
+    tile_shape : (int, int, int)
+        Decoded tile ``(z, x, y)``.
+    grid_shape : (int, int)
+        Tiles along x and y.
+    native_voxel_um : (float, float, float)
+        Axial voxel (``axial_resolution``) and lateral pixels, in µm.
+    resolution_um : float
+        Isotropic output voxel in µm; -1 keeps the native sampling.
+    sharding_factor : int
+        Tiles per shard along each lateral axis (at least 1).
+    """
+    if sharding_factor < 1:
+        raise ValueError(f"sharding_factor must be at least 1, got {sharding_factor}")
+    if resolution_um is None or resolution_um <= 0:
+        return MosaicLayout(tuple(tile_shape), tuple(grid_shape), tuple(native_voxel_um), sharding_factor)
+    out = tuple(max(1, int(round(n * v / resolution_um))) for n, v in zip(tile_shape, native_voxel_um))
+    return MosaicLayout(out, tuple(grid_shape), (float(resolution_um),) * 3, sharding_factor)
+
+
+def resample_tile(
+    tile: np.ndarray,
+    out_shape: tuple[int, int, int],
+    *,
+    backend: Backend | None = None,
+) -> np.ndarray:
+    """Resample a tile to ``out_shape``, anti-aliased when shrinking.
+
+    Parameters
+    ----------
+    tile : ndarray, shape (Z, X, Y), float32
+        A decoded tile.
+    out_shape : (int, int, int)
+        The output shape (from :func:`mosaic_layout`).
+    backend : Backend, optional
+        NumPy (default) or CuPy.
+
+    Returns
+    -------
+    ndarray, shape out_shape, float32, on the host
+
+    Notes
+    -----
+    Before shrinking an axis by a factor ``f > 1`` a Gaussian of
+    ``sigma = (f - 1) / 2`` input voxels removes what the coarser grid cannot
+    hold (the usual anti-aliasing choice, as in ``skimage.transform.resize``).
+    Linear interpolation on pixel-area-aligned grids (``grid_mode``) then keeps
+    the tile's extent: the output covers exactly the same field of view.
+    """
+    if tuple(tile.shape) == tuple(out_shape):
+        return np.asarray(tile, dtype=np.float32)
+    backend = backend or get_backend(False)
+    xp, ndi = backend.xp, backend.ndi
+    data = xp.asarray(tile, dtype=xp.float32)
+    factors = [n / m for n, m in zip(tile.shape, out_shape)]
+    sigma = [max(0.0, (f - 1) / 2) for f in factors]
+    if any(sigma):
+        data = ndi.gaussian_filter(data, sigma=sigma, mode="nearest")
+    zoom = [m / n for n, m in zip(tile.shape, out_shape)]
+    out = ndi.zoom(data, zoom, order=1, mode="nearest", grid_mode=True)
+    if tuple(out.shape) != tuple(out_shape):  # guard against round-off in zoom's shape rule
+        raise RuntimeError(f"resampled tile has shape {out.shape}, expected {tuple(out_shape)}")
+    return to_numpy(out).astype(np.float32, copy=False)
+
+
+def assemble_shard(region: ShardRegion, tiles: Mapping[tuple[int, int], np.ndarray], tile_shape: tuple[int, int, int]) -> np.ndarray:
+    """Paste a shard's tiles edge to edge; grid positions without a tile stay 0.
+
+    Parameters
+    ----------
+    region : ShardRegion
+        Which tiles the shard holds.
+    tiles : mapping of (ix, iy) to ndarray of shape tile_shape
+        The decoded (and resampled) tiles available in the region.
+    tile_shape : (int, int, int)
+        ``(z, h, w)``.
+
+    Returns
+    -------
+    ndarray, shape (z, n_x * h, n_y * w), float32
+    """
+    z, h, w = tile_shape
+    block = np.zeros((z, region.n_x * h, region.n_y * w), dtype=np.float32)
+    for ix, iy in region.tile_indices():
+        tile = tiles.get((ix, iy))
+        if tile is None:
+            continue
+        if tuple(tile.shape) != tuple(tile_shape):
+            raise ValueError(f"tile ({ix}, {iy}) has shape {tile.shape}, expected {tuple(tile_shape)}")
+        r, c = (ix - region.ix0) * h, (iy - region.iy0) * w
+        block[:, r : r + h, c : c + w] = tile
+    return block
