@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
+import json
+import statistics
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from serialoct.errors import InputError
+from serialoct.errors import FormatError, InputError
 from serialoct.io.raw import TileInfo, read_info
 
 __all__ = ["TileRef", "SliceTiles", "SliceGeometry", "discover_slices", "read_slice_geometry"]
@@ -148,10 +150,34 @@ class SliceGeometry:
     tiles: SliceTiles
     info: TileInfo
     stage_mm: dict[tuple[int, int], tuple[float, float]]
+    metadata: dict = field(default_factory=dict)
 
     @property
     def slice_id(self) -> str:
         return self.tiles.slice_id
+
+    @property
+    def tile_size_mm(self) -> tuple[float, float]:
+        """Tile field of view along stage x and stage y, in mm."""
+        return self.info.width_um / 1000.0, self.info.height_um / 1000.0
+
+    @property
+    def overlap_fraction(self) -> float | None:
+        """Nominal tile overlap: ``metadata.json``'s value, else from the median stage step.
+
+        None for a single tile (no neighbour to measure against).
+        """
+        if "overlap_fraction" in self.metadata:
+            return float(self.metadata["overlap_fraction"])
+        steps = []
+        for (ix, iy), (x, y) in self.stage_mm.items():
+            if (ix + 1, iy) in self.stage_mm:
+                steps.append(abs(self.stage_mm[(ix + 1, iy)][0] - x) / self.tile_size_mm[0])
+            if (ix, iy + 1) in self.stage_mm:
+                steps.append(abs(self.stage_mm[(ix, iy + 1)][1] - y) / self.tile_size_mm[1])
+        if not steps:
+            return None
+        return round(1.0 - statistics.median(steps), 4)
 
 
 _SHARED_FIELDS = ("nx", "ny", "n_z", "n_repeat", "n_extra", "width_um", "height_um")
@@ -179,4 +205,18 @@ def read_slice_geometry(tiles: SliceTiles) -> SliceGeometry:
         if info.stage_x_mm is None or info.stage_y_mm is None:
             raise InputError(ref.path / "info.txt", "no stage_x_pos_mm / stage_y_pos_mm: the tile cannot be placed")
         stage[(ref.ix, ref.iy)] = (info.stage_x_mm, info.stage_y_mm)
-    return SliceGeometry(tiles=tiles, info=first, stage_mm=stage)
+    return SliceGeometry(tiles=tiles, info=first, stage_mm=stage, metadata=_slice_metadata(tiles))
+
+
+def _slice_metadata(tiles: SliceTiles) -> dict:
+    """The optional ``slice_zNN/metadata.json`` beside ``tiles/`` (default layout only)."""
+    path = tiles.tiles[0].path.parent.parent / "metadata.json"
+    if tiles.tiles[0].path.parent.name != "tiles" or not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise FormatError(path, f"not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    if not isinstance(data, dict):
+        raise FormatError(path, "expected a JSON object of acquisition settings")
+    return data

@@ -152,7 +152,10 @@ def read_shifts_xy(path: str | os.PathLike) -> list[ShiftRow]:
 
 def write_shifts_xy(path: str | os.PathLike, rows: list[ShiftRow]) -> None:
     """Write ``shifts_xy.csv`` atomically (``reliable`` as 1/0)."""
-    records = [{**asdict(r), "reliable": int(r.reliable)} for r in rows]
+    # Shifts are stage readings (µm precision): 6 decimals keep them and drop float noise.
+    records = [
+        {**asdict(r), **{k: round(getattr(r, k), 6) for k in SHIFTS_COLUMNS[2:6]}, "reliable": int(r.reliable)} for r in rows
+    ]
     write_text_atomic(path, _to_csv(SHIFTS_COLUMNS, records))
 
 

@@ -24,7 +24,12 @@ STEPS: tuple[str, ...] = (
 )
 
 #: Names of the parameters serialoct honours; every other one must stay at its default.
-IMPLEMENTED: frozenset[str] = frozenset()
+IMPLEMENTED: frozenset[str] = frozenset({
+    "input", "output", "use_old_folder_structure", "use_gpu", "processes", "max_mosaic_forks", "max_aip_forks",
+    "axial_resolution", "resolution", "sharding_factor", "fix_galvo_shift", "fix_camera_shift", "preprocess",
+    "galvo_confidence_threshold", "generate_slice_config", "exclude_first_slices", "detect_galvo",
+    "generate_previews", "generate_aips", "max_cpus", "reserved_cpus",
+})
 
 _AT_LEAST_1 = Bounds(low=1)
 _GPU_STEPS = ("create_mosaic_grid", "generate_aip")

@@ -63,8 +63,8 @@ class MosaicLayout:
     @property
     def shards(self) -> tuple[int, int, int]:
         z, h, w = self.tile_shape
-        s = self.sharding_factor
-        return z, s * h, s * w
+        s, (gx, gy) = self.sharding_factor, self.grid_shape
+        return z, min(s, gx) * h, min(s, gy) * w  # no shard larger than the mosaic
 
     def shard_regions(self) -> Iterator[ShardRegion]:
         """Every shard of the grid, row-major; edge shards hold fewer tiles."""

@@ -1,0 +1,41 @@
+"""``serialoct preproc``: raw tiles -> mosaic grids, shifts_xy.csv and slice_config.csv (Snakemake)."""
+
+from __future__ import annotations
+
+import argparse
+
+from serialoct.commands.workflow_options import add_workflow_arguments, overrides_from
+
+WORKFLOW = "preproc"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_workflow_arguments(parser, WORKFLOW)
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from serialoct.compute.cpu import cpu_budget
+    from serialoct.params import resolve
+    from serialoct.workflows.runner import raise_for, run_workflow
+
+    config = resolve(WORKFLOW, overrides_from(args, WORKFLOW))
+    cores = args.cores or cpu_budget(config["max_cpus"] or 0, config["reserved_cpus"])
+    output = Path(config["output"])
+    result = run_workflow(
+        WORKFLOW,
+        config,
+        output,
+        cores=cores,
+        resources={"mosaic_forks": config["max_mosaic_forks"], "aip_forks": config["max_aip_forks"]},
+        snakemake_args=["--dry-run"] if args.dry_run else [],
+    )
+    print(f"\npreprocessing of {config['input']} -> {output} ({result.elapsed_s:.1f} s)")
+    for slice_id, reason in result.failed.items():
+        print(f"  slice {slice_id} FAILED and is excluded in slice_config.csv: {reason}")
+    if result.ok and not args.dry_run:
+        mosaics = sorted(output.glob("mosaic_grid_3d_z*.ome.zarr"))
+        print(f"  {len(mosaics)} mosaic grid(s), shifts_xy.csv" + (", slice_config.csv" if config["generate_slice_config"] else ""))
+    raise_for(result, output)
+    return 0

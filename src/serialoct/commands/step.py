@@ -1,0 +1,36 @@
+"""``serialoct step NAME``: run one pipeline step (what the workflow rules call)."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+
+from serialoct.errors import SerialOctError
+from serialoct.steps import STEPS
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="step", metavar="NAME", required=True)
+    for name, (module, _workflow, help_text) in STEPS.items():
+        step_parser = sub.add_parser(name, help=help_text, description=help_text)
+        importlib.import_module(module).add_arguments(step_parser)
+        step_parser.add_argument(
+            "--failure_record",
+            metavar="JSON",
+            help="on a refused input, record the slice, step and reason here before failing; deleted on success",
+        )
+
+
+def run(args: argparse.Namespace) -> int:
+    from serialoct.steps.records import FailureRecord, clear_failure, write_failure
+
+    module = importlib.import_module(STEPS[args.step][0])
+    try:
+        status = module.run(args)
+    except SerialOctError as exc:
+        if args.failure_record:
+            write_failure(args.failure_record, FailureRecord(getattr(args, "slice", "") or "", args.step, str(exc)))
+        raise
+    if args.failure_record:
+        clear_failure(args.failure_record)
+    return status

@@ -1,0 +1,1 @@
+"""Pictures and reports: projections, orthogonal views, contrast for display."""

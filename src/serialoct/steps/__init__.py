@@ -1,0 +1,41 @@
+"""Pipeline steps as commands: ``serialoct step NAME``.
+
+Each step module reads its inputs through :mod:`serialoct.io`, calls the
+library's pure functions and writes its outputs atomically with a metrics
+JSON. Modules import only the standard library at top level, so building the
+argument parser (``serialoct step NAME --help``) stays fast; heavy imports
+happen inside ``run``.
+"""
+
+from __future__ import annotations
+
+# name -> (module, workflow, one-line help), in pipeline order.
+STEPS: dict[str, tuple[str, str, str]] = {
+    "create_mosaic_grid": (
+        "serialoct.steps.create_mosaic_grid",
+        "preproc",
+        "decode a slice's raw tiles (galvo fix included) into its mosaic-grid OME-Zarr",
+    ),
+    "estimate_xy_shifts": (
+        "serialoct.steps.estimate_xy_shifts",
+        "preproc",
+        "write shifts_xy.csv from the tiles' stage positions",
+    ),
+    "generate_slice_config": (
+        "serialoct.steps.generate_slice_config",
+        "preproc",
+        "write slice_config.csv: calibration and failed slices excluded, galvo results",
+    ),
+    "generate_aip": (
+        "serialoct.steps.generate_aip",
+        "preproc",
+        "average-intensity projection of a mosaic grid, as a PNG",
+    ),
+    "preview_mosaic_grid": (
+        "serialoct.steps.preview_mosaic_grid",
+        "preproc",
+        "orthogonal views of a mosaic grid, as a PNG",
+    ),
+}
+
+__all__ = ["STEPS"]

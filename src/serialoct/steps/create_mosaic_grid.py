@@ -1,0 +1,133 @@
+"""Step ``create_mosaic_grid``: one slice's raw tiles -> ``mosaic_grid_3d_zNN.ome.zarr``.
+
+Reads a few central tiles to find the galvo band, then decodes the slice
+shard by shard (``sharding_factor**2`` tiles at a time, ``processes`` tiles
+in parallel) and writes each shard once, so memory is bounded by a shard.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from serialoct.steps.options import add_parameter_options, parameters_from_args
+
+WORKFLOW = "preproc"
+PARAMETERS = (
+    "use_old_folder_structure",
+    "use_gpu",
+    "processes",
+    "axial_resolution",
+    "resolution",
+    "sharding_factor",
+    "fix_galvo_shift",
+    "fix_camera_shift",
+    "preprocess",
+    "galvo_confidence_threshold",
+)
+GALVO_SAMPLE_TILES = 4  # central tiles pooled for the band estimate: enough for a consensus, cheap to read
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--input", required=True, help="raw acquisition folder")
+    parser.add_argument("--slice", required=True, help="two-digit slice id")
+    parser.add_argument("--output", required=True, help="mosaic_grid_3d_zNN.ome.zarr to write")
+    parser.add_argument("--metrics", required=True, help="metrics JSON to write")
+    add_parameter_options(parser, WORKFLOW, PARAMETERS)
+
+
+def _central_tiles(geometry, n: int):
+    gx, gy = geometry.tiles.grid_shape
+    centre = ((gx - 1) / 2, (gy - 1) / 2)
+    ranked = sorted(geometry.tiles.tiles, key=lambda t: (t.ix - centre[0]) ** 2 + (t.iy - centre[1]) ** 2)
+    return ranked[:n]
+
+
+def run(args: argparse.Namespace) -> int:
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from serialoct.compute import apply_cpu_limits, get_backend
+    from serialoct.io.acquisition import discover_slices, read_slice_geometry
+    from serialoct.io.omezarr import create_ome_zarr
+    from serialoct.io.raw import read_raw_frames, read_tile
+    from serialoct.io.tables import Metric, StepMetrics, write_metrics
+    from serialoct.preproc.galvo import detect_galvo_band
+    from serialoct.preproc.mosaic import assemble_shard, mosaic_layout, resample_tile
+    from serialoct.errors import InputError
+
+    p = parameters_from_args(args, WORKFLOW, PARAMETERS)
+    started = time.perf_counter()
+    apply_cpu_limits()
+    backend = get_backend(p["use_gpu"])
+    slices = discover_slices(args.input, old_layout=p["use_old_folder_structure"])
+    if args.slice not in slices:
+        raise InputError(args.input, f"no tiles of slice {args.slice}; found slices {', '.join(slices)}")
+    geometry = read_slice_geometry(slices[args.slice])
+    info = geometry.info
+
+    detection, band_start = None, None
+    if p["fix_galvo_shift"] and info.n_extra > 0:
+        sample = [read_raw_frames(t.path, info) for t in _central_tiles(geometry, GALVO_SAMPLE_TILES)]
+        detection = detect_galvo_band(sample, info.n_extra)
+        if detection.should_fix(p["galvo_confidence_threshold"]):
+            band_start = detection.band_start
+
+    px_x, px_y = info.pixel_size_um
+    native_voxel = (p["axial_resolution"], px_x, px_y)
+    tile_shape = info.shape
+    if p["preprocess"]:  # legacy orientation swaps the lateral axes
+        tile_shape, native_voxel = (info.n_z, info.ny, info.nx), (native_voxel[0], px_y, px_x)
+    layout = mosaic_layout(
+        tile_shape, geometry.tiles.grid_shape, native_voxel, resolution_um=p["resolution"], sharding_factor=p["sharding_factor"]
+    )
+
+    def load(ref):
+        tile = read_tile(
+            ref.path, galvo_band_start=band_start, fix_camera_shift=p["fix_camera_shift"], legacy_orientation=p["preprocess"]
+        )
+        return (ref.ix, ref.iy), resample_tile(tile, layout.tile_shape, backend=backend)
+
+    refs = {(t.ix, t.iy): t for t in geometry.tiles.tiles}
+    extra = {
+        "slice_id": args.slice,
+        "tile_shape": list(layout.tile_shape),
+        "grid_shape": list(layout.grid_shape),
+        "voxel_size_um": list(layout.voxel_size_um),
+        "overlap_fraction": geometry.overlap_fraction,
+        "stage_positions_mm": {f"{ix},{iy}": list(xy) for (ix, iy), xy in sorted(geometry.stage_mm.items())},
+        "holes": [list(h) for h in geometry.tiles.holes],
+        "galvo_band_start_applied": band_start,
+    }
+    voxel_mm = tuple(v / 1000.0 for v in layout.voxel_size_um)
+    with ThreadPoolExecutor(max_workers=p["processes"]) as pool, create_ome_zarr(
+        args.output, layout.shape, voxel_size_mm=voxel_mm, chunks=layout.tile_shape, shards=layout.shards, extra_attrs=extra
+    ) as out:
+        for region in layout.shard_regions():
+            present = [refs[i] for i in region.tile_indices() if i in refs]
+            tiles = dict(pool.map(load, present))
+            out.array[layout.region_slices(region)] = assemble_shard(region, tiles, layout.tile_shape)
+
+    elapsed = time.perf_counter() - started
+    raw_mb = sum(f.stat().st_size for t in geometry.tiles.tiles for f in t.path.glob("image_*.bin")) / 1e6
+    metrics = {
+        "n_tiles": Metric(len(refs), "", "tiles decoded"),
+        "n_holes": Metric(len(geometry.tiles.holes), "", "grid positions never acquired (zeros)",
+                          "warning" if geometry.tiles.holes else "ok"),
+        "raw_mb_per_s": Metric(round(raw_mb / elapsed, 2), "MB/s", "raw data decoded per second"),
+    }
+    if detection is not None:
+        metrics["galvo_confidence"] = Metric(detection.confidence, "", "galvo band detection confidence")
+        metrics["galvo_band_start"] = Metric(detection.band_start, "A-line", "detected band start")
+        metrics["galvo_fix_applied"] = Metric(band_start is not None, "", "band rolled away (confidence >= threshold)")
+    write_metrics(
+        args.metrics,
+        StepMetrics(
+            "create_mosaic_grid",
+            info={"slice_id": args.slice, "input": str(Path(args.input)), "output": args.output, "backend": backend.name,
+                  "shape": list(layout.shape), "elapsed_s": round(elapsed, 3)},
+            params=p,
+            metrics=metrics,
+        ),
+    )
+    return 0

@@ -1,0 +1,20 @@
+rule create_mosaic_grid:
+    input:
+        lambda wc: raw_inputs(config, wc.slice),
+    output:
+        zarr=directory("mosaic_grid_3d_z{slice}.ome.zarr"),
+        metrics="metrics/create_mosaic_grid_z{slice}.json",
+    log:
+        "logs/create_mosaic_grid/z{slice}.log",
+    benchmark:
+        "benchmarks/create_mosaic_grid/z{slice}.tsv"
+    threads: config["processes"]
+    resources:
+        mosaic_forks=1,
+    params:
+        options=step_options(config, "create_mosaic_grid"),
+        failure=lambda wc: failure_record(wc.slice),
+    shell:
+        "SERIALOCT_MAX_CPUS={threads} {SERIALOCT} step create_mosaic_grid --input {RAW:q} --slice {wildcards.slice}"
+        " --output {output.zarr} --metrics {output.metrics} --failure_record {params.failure}"
+        " {params.options} > {log} 2>&1"

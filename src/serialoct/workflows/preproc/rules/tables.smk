@@ -1,0 +1,32 @@
+rule estimate_xy_shifts:
+    input:
+        raw_inputs(config),
+    output:
+        csv="shifts_xy.csv",
+        metrics="metrics/estimate_xy_shifts.json",
+    log:
+        "logs/estimate_xy_shifts.log",
+    benchmark:
+        "benchmarks/estimate_xy_shifts.tsv"
+    params:
+        options=step_options(config, "estimate_xy_shifts"),
+    shell:
+        "SERIALOCT_MAX_CPUS={threads} {SERIALOCT} step estimate_xy_shifts --input {RAW:q} --output {output.csv} --metrics {output.metrics}"
+        " {params.options} > {log} 2>&1"
+
+
+rule generate_slice_config:
+    input:
+        metrics=expand("metrics/create_mosaic_grid_z{slice}.json", slice=TARGETS["slices"]),
+        failures=[failure_record(s) for s in sorted(SKIP)],
+    output:
+        csv="slice_config.csv",
+    log:
+        "logs/generate_slice_config.log",
+    benchmark:
+        "benchmarks/generate_slice_config.tsv"
+    params:
+        options=step_options(config, "generate_slice_config"),
+    shell:
+        "SERIALOCT_MAX_CPUS={threads} {SERIALOCT} step generate_slice_config --input {RAW:q} --output {output.csv}"
+        " --mosaic_metrics {input.metrics} --failures {input.failures} {params.options} > {log} 2>&1"
