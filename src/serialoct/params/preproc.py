@@ -47,7 +47,7 @@ GROUPS: tuple[tuple[str, tuple[Parameter, ...]], ...] = (
         param("use_gpu", True, "bool", _GPU_STEPS,
               "Run array work on the GPU when one is usable; otherwise fall back to the CPU."),
         param("processes", 1, "int", "create_mosaic_grid", bounds=_AT_LEAST_1,
-              description="Worker processes inside one step (used on the CPU path only)."),
+              description="Tiles decoded in parallel (threads) inside one mosaic-grid job."),
         param("max_mosaic_forks", 4, "int", "create_mosaic_grid", bounds=_AT_LEAST_1,
               description="Most mosaic-grid assembly jobs allowed to run at the same time."),
         param("max_aip_forks", 4, "int", "generate_aip", bounds=_AT_LEAST_1,

@@ -1,0 +1,33 @@
+"""``serialoct inspect RAW``: what a raw acquisition holds, before processing it."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("raw", help="raw acquisition folder")
+    parser.add_argument("--old-layout", action="store_true", help="flat folder of tile_xNN_yNN_zNN folders (use_old_folder_structure)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from serialoct.io.acquisition import discover_slices, read_slice_geometry
+
+    slices = discover_slices(args.raw, old_layout=args.old_layout)
+    geometries = [read_slice_geometry(s) for s in slices.values()]
+    info = geometries[0].info
+    n_tiles = sum(len(g.tiles.tiles) for g in geometries)
+    raw_bytes = sum(f.stat().st_size for g in geometries for t in g.tiles.tiles for f in t.path.glob("image_*.bin"))
+    px_x, px_y = info.pixel_size_um
+    print(f"{args.raw}: {len(slices)} slice(s) {', '.join(slices)}; {n_tiles} tiles; {raw_bytes / 1e6:,.1f} MB of raw frames")
+    print(f"  tile (z, x, y) = {info.shape}; lateral pixel {px_x:g} x {px_y:g} µm; "
+          f"n_repeat {info.n_repeat}; n_extra {info.n_extra} (galvo fly-back A-lines)")
+    for g in geometries:
+        holes = f"; holes at {', '.join(map(str, g.tiles.holes))}" if g.tiles.holes else ""
+        overlap = "?" if g.overlap_fraction is None else f"{g.overlap_fraction:.0%}"
+        xs = [x for x, _ in g.stage_mm.values()]
+        ys = [y for _, y in g.stage_mm.values()]
+        differs = "" if g.info.shape == info.shape else f"; tile {g.info.shape}"
+        print(f"  slice {g.slice_id}: grid {g.tiles.grid_shape[0]} x {g.tiles.grid_shape[1]}, overlap {overlap}, "
+              f"stage x {min(xs):.3f}..{max(xs):.3f} mm, y {min(ys):.3f}..{max(ys):.3f} mm{holes}{differs}")
+    return 0
