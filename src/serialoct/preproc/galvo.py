@@ -32,6 +32,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from serialoct.compute import Backend, get_backend, to_numpy
+
 __all__ = ["GalvoDetection", "band_scores", "detect_galvo_band"]
 
 
@@ -59,7 +61,7 @@ class GalvoDetection:
         return self.confidence >= threshold
 
 
-def band_scores(frames: np.ndarray, n_extra: int) -> np.ndarray:
+def band_scores(frames: np.ndarray, n_extra: int, *, backend: Backend | None = None) -> np.ndarray:
     """Edge-pair score of every candidate band start in one tile.
 
     Parameters
@@ -68,21 +70,24 @@ def band_scores(frames: np.ndarray, n_extra: int) -> np.ndarray:
         Raw frames of one tile (see :func:`serialoct.io.raw.read_raw_frames`).
     n_extra : int
         Fly-back A-lines per B-scan.
+    backend : Backend, optional
+        NumPy (default) or CuPy.
 
     Returns
     -------
-    ndarray, shape (nx + n_extra,), float64
+    ndarray, shape (nx + n_extra,), float64, on the host
         Median over B-scans of the score of a band starting at each A-line.
     """
-    profile = np.asarray(frames, dtype=np.float64).mean(axis=0)  # (A-lines, B-scans)
-    edges = profile - np.roll(profile, 1, axis=0)  # d[a] = p[a] - p[a-1], circular
-    closing = np.roll(edges, -n_extra, axis=0)  # d[a + n_extra]
-    dark = np.minimum(-edges, closing)
-    bright = np.minimum(edges, -closing)
-    return np.median(np.maximum(np.maximum(dark, bright), 0.0), axis=1)
+    xp = (backend or get_backend(False)).xp
+    profile = xp.asarray(frames, dtype=xp.float64).mean(axis=0)  # (A-lines, B-scans)
+    edges = profile - xp.roll(profile, 1, axis=0)  # d[a] = p[a] - p[a-1], circular
+    closing = xp.roll(edges, -n_extra, axis=0)  # d[a + n_extra]
+    dark = xp.minimum(-edges, closing)
+    bright = xp.minimum(edges, -closing)
+    return to_numpy(xp.median(xp.maximum(xp.maximum(dark, bright), 0.0), axis=1))
 
 
-def detect_galvo_band(tile_frames: Sequence[np.ndarray], n_extra: int) -> GalvoDetection:
+def detect_galvo_band(tile_frames: Sequence[np.ndarray], n_extra: int, *, backend: Backend | None = None) -> GalvoDetection:
     """Find a slice's galvo band start from the raw frames of a few tissue tiles.
 
     Parameters
@@ -91,6 +96,8 @@ def detect_galvo_band(tile_frames: Sequence[np.ndarray], n_extra: int) -> GalvoD
         Raw frames of the sampled tiles of one slice.
     n_extra : int
         Fly-back A-lines per B-scan; 0 means there is no band.
+    backend : Backend, optional
+        NumPy (default) or CuPy for the per-tile scores.
 
     Returns
     -------
@@ -101,7 +108,7 @@ def detect_galvo_band(tile_frames: Sequence[np.ndarray], n_extra: int) -> GalvoD
         return GalvoDetection(band_start=0, confidence=0.0, n_tiles=len(tile_frames))
     normalised = []
     for frames in tile_frames:
-        scores = band_scores(frames, n_extra)
+        scores = band_scores(frames, n_extra, backend=backend)
         peak = scores.max()
         if peak > 0:
             normalised.append(scores / peak)

@@ -69,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
     detection, band_start = None, None
     if p["fix_galvo_shift"] and info.n_extra > 0:
         sample = [read_raw_frames(t.path, info) for t in _central_tiles(geometry, GALVO_SAMPLE_TILES)]
-        detection = detect_galvo_band(sample, info.n_extra)
+        detection = detect_galvo_band(sample, info.n_extra, backend=backend)
         if detection.should_fix(p["galvo_confidence_threshold"]):
             band_start = detection.band_start
 

@@ -139,7 +139,7 @@ class VolumeGrid:
         return self.origin_mm[axis] + np.arange(self.shape[axis]) * self.voxel_mm
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class AcquisitionPlan:
     """Everything drawn for a synthetic acquisition (see the module docstring for frames).
 
@@ -240,14 +240,6 @@ class AcquisitionPlan:
 # --------------------------------------------------------------------------- per-tile coordinates
 
 
-def _stage_to_sample(plan: AcquisitionPlan, k: int, sx: np.ndarray, sy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    s = plan.slices[k]
-    cx, cy = plan.config.brain_centre_mm
-    t = math.radians(s.rotation_deg)
-    u, v = sx - cx - s.drift_mm[0], sy - cy - s.drift_mm[1]
-    return cx + math.cos(t) * u + math.sin(t) * v, cy - math.sin(t) * u + math.cos(t) * v
-
-
 def tile_lateral_coords(plan: AcquisitionPlan, slice_id: str | int, ix: int, iy: int) -> tuple[np.ndarray, np.ndarray]:
     """Sample-frame ``(x, y)`` of every pixel of a tile at its true position.
 
@@ -261,7 +253,7 @@ def tile_lateral_coords(plan: AcquisitionPlan, slice_id: str | int, ix: int, iy:
     p = plan.pixel_mm
     sx = cx + (np.arange(nx) - (nx - 1) / 2) * p
     sy = cy + (np.arange(ny) - (ny - 1) / 2) * p
-    return _stage_to_sample(plan, k, sx[:, None], sy[None, :])
+    return _to_sample(plan.config, plan.slices[k], sx[:, None], sy[None, :])
 
 
 def tile_depth_coords(plan: AcquisitionPlan, slice_id: str | int) -> np.ndarray:
@@ -399,20 +391,8 @@ def plan_acquisition(config: SynthConfig, seed: int = 0) -> AcquisitionPlan:
     for s, ix, iy in c.tile_holes:
         acquired[s, ix, iy] = False
 
-    plan = AcquisitionPlan(
-        config=c,
-        seed=int(seed),
-        phantom=None,  # type: ignore[arg-type]  # drawn below, once the imaged extent is known
-        slices=tuple(slices),
-        commanded_mm=commanded,
-        jitter_px=jitter,
-        acquired=acquired,
-        flat_field=_flat_field(nx, ny, c.flat_field_strength, ff_centre),
-        curvature_vox=_curvature(nx, ny, c.curvature_vox),
-        quantum=2.0 ** (math.ceil(math.log2(c.n_repeat * SATURATION)) - 24),
-        volume=VolumeGrid((1, 1, 1), (0.0, 0.0, 0.0), 1.0),
-    )
-    x0, x1, y0, y1 = _imaged_extent(plan)
+    true_mm = commanded + jitter * p_mm
+    x0, x1, y0, y1 = _imaged_extent(c, slices, true_mm)
     depth_mm = n_z * c.axial_resolution_um / 1000.0 - c.water_depth_um / 1000.0
     z_max = (n - 1) * c.slice_thickness_um / 1000.0 + depth_mm
     r = c.truth_resolution_um / 1000.0
@@ -431,18 +411,39 @@ def plan_acquisition(config: SynthConfig, seed: int = 0) -> AcquisitionPlan:
         extent_mm=(z_max, x0 - margin, x1 + margin, y0 - margin, y1 + margin),
         texture_spacing_mm=(2 * c.axial_resolution_um / 1000.0, c.texture_spacing_um / 1000.0),
     )
-    return AcquisitionPlan(**{**plan.__dict__, "phantom": phantom, "volume": volume})
+    return AcquisitionPlan(
+        config=c,
+        seed=int(seed),
+        phantom=phantom,
+        slices=tuple(slices),
+        commanded_mm=commanded,
+        jitter_px=jitter,
+        acquired=acquired,
+        flat_field=_flat_field(nx, ny, c.flat_field_strength, ff_centre),
+        curvature_vox=_curvature(nx, ny, c.curvature_vox),
+        quantum=2.0 ** (math.ceil(math.log2(c.n_repeat * SATURATION)) - 24),
+        volume=volume,
+    )
 
 
-def _imaged_extent(plan: AcquisitionPlan) -> tuple[float, float, float, float]:
+def _to_sample(config: SynthConfig, s: SlicePlan, sx: np.ndarray, sy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Stage-frame points of slice ``s`` to the sample frame (inverse of ``s.sample_to_stage``)."""
+    cx, cy = config.brain_centre_mm
+    t = math.radians(s.rotation_deg)
+    u, v = sx - cx - s.drift_mm[0], sy - cy - s.drift_mm[1]
+    return cx + math.cos(t) * u + math.sin(t) * v, cy - math.sin(t) * u + math.cos(t) * v
+
+
+def _imaged_extent(config: SynthConfig, slices: list[SlicePlan], true_mm: np.ndarray) -> tuple[float, float, float, float]:
     """Sample-frame bounding box ``(x_min, x_max, y_min, y_max)`` of every tile of every slice."""
-    w, h = plan.tile_size_mm
+    _, nx, ny = config.tile_shape
+    w, h = nx * config.pixel_size_um / 1000.0, ny * config.pixel_size_um / 1000.0
     xs, ys = [], []
-    for k in range(len(plan.slices)):
-        centres = plan.true_mm[k].reshape(-1, 2)
+    for s in slices:
+        centres = true_mm[s.index].reshape(-1, 2)
         for dx in (-w / 2, w / 2):
             for dy in (-h / 2, h / 2):
-                x, y = _stage_to_sample(plan, k, centres[:, 0] + dx, centres[:, 1] + dy)
+                x, y = _to_sample(config, s, centres[:, 0] + dx, centres[:, 1] + dy)
                 xs.append(x)
                 ys.append(y)
     xs, ys = np.concatenate(xs), np.concatenate(ys)
