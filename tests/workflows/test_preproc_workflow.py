@@ -112,6 +112,14 @@ def test_a_corrupt_slice_is_excluded_with_its_reason_and_the_others_complete(tmp
     assert "slice 01 FAILED" in capsys.readouterr().out
 
 
+def test_relative_paths_work_and_a_missing_input_is_named(tmp_path, sample_acquisition, monkeypatch, capsys):
+    shutil.copytree(sample_acquisition, tmp_path / "raw")
+    monkeypatch.chdir(tmp_path)
+    assert _preproc("raw", "out") == 0 and (tmp_path / "out" / "mosaic_grid_3d_z01.ome.zarr").is_dir()
+    assert _preproc("absent", "out2") == 2
+    assert "absent: raw acquisition folder not found" in capsys.readouterr().err
+
+
 def test_an_unimplemented_or_bad_parameter_is_refused_before_running(tmp_path, sample_acquisition, capsys):
     assert _preproc(sample_acquisition, tmp_path / "o", "--sharding_factor", "zero") == 2
     assert "sharding_factor" in capsys.readouterr().err

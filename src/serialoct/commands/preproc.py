@@ -20,7 +20,13 @@ def run(args: argparse.Namespace) -> int:
     from serialoct.params import resolve
     from serialoct.workflows.runner import raise_for, run_workflow
 
+    from serialoct.io.acquisition import discover_slices
+
     config = resolve(WORKFLOW, overrides_from(args, WORKFLOW))
+    # Snakemake runs inside the output folder: every path it sees must be absolute.
+    config["input"] = str(Path(config["input"]).resolve())
+    config["output"] = str(Path(config["output"]).resolve())
+    discover_slices(config["input"], old_layout=config["use_old_folder_structure"])  # a clear error before any work
     cores = args.cores or cpu_budget(config["max_cpus"] or 0, config["reserved_cpus"])
     output = Path(config["output"])
     result = run_workflow(

@@ -1,0 +1,99 @@
+"""Preprocessing throughput and memory against the I/O floor; prints a Markdown table.
+
+For each synthetic preset: render the raw acquisition once (cached under
+--workdir), time a plain read of every ``.bin`` file (the I/O floor: nothing
+can be faster than reading the data once), then run ``serialoct preproc`` end
+to end and report raw MB/s, the fraction of the floor reached, and the peak
+RSS of one slice's ``create_mosaic_grid`` job (from Snakemake's benchmark
+records). Peak RSS should not grow with the tiles per slice (small: 4x4,
+medium: 6x6), since a slice is assembled one shard at a time.
+
+Usage::
+
+    python benchmarks/preproc.py [--presets small medium] [--workdir bench-output] [--cores 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def render(raw: Path, name: str) -> float:
+    from serialoct.synth import preset, write_acquisition
+
+    if (raw / "truth").is_dir():
+        return 0.0
+    shutil.rmtree(raw, ignore_errors=True)
+    started = time.perf_counter()
+    write_acquisition(raw, preset(name), seed=0)
+    return time.perf_counter() - started
+
+
+def io_floor(raw: Path) -> tuple[float, float]:
+    """(MB, seconds) to read every raw frame file once."""
+    files = sorted(raw.rglob("image_*.bin"))
+    started = time.perf_counter()
+    total = sum(np.fromfile(f, dtype=np.uint8).size for f in files)
+    return total / 1e6, time.perf_counter() - started
+
+
+def mosaic_job_stats(out: Path) -> tuple[float, float]:
+    """(mean seconds, max RSS MB) of the create_mosaic_grid jobs."""
+    seconds, rss = [], []
+    for tsv in (out / "benchmarks" / "create_mosaic_grid").glob("*.tsv"):
+        with open(tsv) as f:
+            row = next(csv.DictReader(f, delimiter="\t"))
+        seconds.append(float(row["s"]))
+        rss.append(float(row["max_rss"]))
+    return float(np.mean(seconds)), float(np.max(rss))
+
+
+def run_preproc(raw: Path, out: Path, cores: int, axial_um: float) -> float:
+    shutil.rmtree(out, ignore_errors=True)
+    command = [sys.executable, "-m", "serialoct", "preproc", "--input", str(raw), "--output", str(out),
+               "--cores", str(cores), "--processes", str(cores), "--axial_resolution", str(axial_um),
+               "--use_gpu", "false"]
+    started = time.perf_counter()
+    subprocess.run(command, check=True, capture_output=True)
+    return time.perf_counter() - started
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--presets", nargs="+", default=["small", "medium"])
+    parser.add_argument("--workdir", type=Path, default=Path("bench-output"))
+    parser.add_argument("--cores", type=int, default=2)
+    args = parser.parse_args()
+    from serialoct.synth import preset
+
+    rows = []
+    for name in args.presets:
+        raw, out = args.workdir / name / "raw", args.workdir / name / "preproc"
+        render_s = render(raw, name)
+        config = preset(name)
+        mb, floor_s = io_floor(raw)
+        total_s = run_preproc(raw, out, args.cores, config.axial_um)
+        job_s, job_rss = mosaic_job_stats(out)
+        n_slices = len(list(out.glob("mosaic_grid_3d_z*.ome.zarr")))
+        rows.append((name, f"{config.grid_shape[0]}x{config.grid_shape[1]}", n_slices, f"{mb:,.0f}",
+                     f"{mb / floor_s:,.0f}", f"{total_s:.1f}", f"{mb / total_s:,.0f}", f"{100 * floor_s / total_s:.0f}%",
+                     f"{job_s:.2f}", f"{mb / n_slices / job_s:,.0f}", f"{job_rss:,.0f}", f"{render_s:.0f}" if render_s else "cached"))
+    header = ("preset", "tiles/slice", "slices", "raw MB", "floor MB/s", "preproc s", "preproc MB/s", "of floor",
+              "mosaic job s", "mosaic job MB/s", "mosaic job peak RSS MB", "render s")
+    print("| " + " | ".join(header) + " |")
+    print("|" + "---|" * len(header))
+    for row in rows:
+        print("| " + " | ".join(map(str, row)) + " |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
