@@ -47,6 +47,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from serialoct.synth.config import SynthConfig
+from serialoct.synth.geometry import imaged_extent
 from serialoct.synth.phantom import Phantom, make_phantom
 
 __all__ = [
@@ -55,9 +56,6 @@ __all__ = [
     "VolumeGrid",
     "AcquisitionPlan",
     "plan_acquisition",
-    "tile_lateral_coords",
-    "tile_depth_coords",
-    "surface_index",
 ]
 
 #: Recorded intensities are clipped to this (a detector's full scale); it fixes the quantum.
@@ -90,6 +88,8 @@ class SlicePlan:
         genuine grid move (re-homing slice and after).
     galvo_band_start : int or None
         First fly-back A-line in the raw B-scan (None when ``n_extra = 0``).
+    galvo_band_contrast : float
+        Contrast of the band on this slice (0 for a slice in ``galvo_faint_slices``).
     surface_tilt_vox_per_mm : (float, float)
         Slope of the cut plane: the surface is deeper by this many axial
         voxels per mm along x and y from the brain centre (sample frame).
@@ -106,6 +106,7 @@ class SlicePlan:
     glitch_mm: tuple[float, float]
     rehoming_mm: tuple[float, float]
     galvo_band_start: int | None
+    galvo_band_contrast: float
     surface_tilt_vox_per_mm: tuple[float, float]
     missing: bool
     degraded: bool
@@ -224,6 +225,14 @@ class AcquisitionPlan:
         nominal = np.stack([ix * self.step_px[0], iy * self.step_px[1]], axis=-1)
         return nominal[None] + self.jitter_px
 
+    @property
+    def grid_px(self) -> np.ndarray:
+        """Top-left of each tile in the mosaic grid (formats.md §2, tiles pasted without overlap), ``(ix * nx, iy * ny)``."""
+        _, nx, ny = self.config.tile_shape
+        gx, gy = self.config.grid_shape
+        ix, iy = np.meshgrid(np.arange(gx) * nx, np.arange(gy) * ny, indexing="ij")
+        return np.broadcast_to(np.stack([ix, iy], axis=-1), self.jitter_px.shape).copy()
+
     def slice(self, slice_id: str | int) -> SlicePlan:
         """The plan of one slice, by id (``"03"``) or index."""
         k = int(slice_id)
@@ -235,55 +244,6 @@ class AcquisitionPlan:
     def present_slice_ids(self) -> tuple[str, ...]:
         """Ids of the slices written to disk (the missing one left out)."""
         return tuple(s.slice_id for s in self.slices if not s.missing)
-
-
-# --------------------------------------------------------------------------- per-tile coordinates
-
-
-def tile_lateral_coords(plan: AcquisitionPlan, slice_id: str | int, ix: int, iy: int) -> tuple[np.ndarray, np.ndarray]:
-    """Sample-frame ``(x, y)`` of every pixel of a tile at its true position.
-
-    Returns
-    -------
-    x, y : ndarray, shape (nx, ny), float64, mm
-    """
-    k = int(slice_id)
-    _, nx, ny = plan.config.tile_shape
-    cx, cy = plan.true_mm[k, ix, iy]
-    p = plan.pixel_mm
-    sx = cx + (np.arange(nx) - (nx - 1) / 2) * p
-    sy = cy + (np.arange(ny) - (ny - 1) / 2) * p
-    return _to_sample(plan.config, plan.slices[k], sx[:, None], sy[None, :])
-
-
-def tile_depth_coords(plan: AcquisitionPlan, slice_id: str | int) -> np.ndarray:
-    """Sample depth seen by every voxel of a tile of a slice, shape (n_z, nx, ny), float64, mm."""
-    s = plan.slice(slice_id)
-    n_z = plan.config.tile_shape[0]
-    top = s.cut_depth_mm - plan.config.water_depth_um / 1000.0
-    iz = np.arange(n_z, dtype=np.float64)[:, None, None]
-    return top + (iz - plan.curvature_vox[None].astype(np.float64)) * plan.axial_mm
-
-
-def _cut_depth(plan: AcquisitionPlan, s: SlicePlan, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    cx, cy = plan.config.brain_centre_mm
-    gx, gy = s.surface_tilt_vox_per_mm
-    return s.cut_depth_mm + (gx * (x - cx) + gy * (y - cy)) * plan.axial_mm
-
-
-def surface_index(plan: AcquisitionPlan, slice_id: str | int, ix: int, iy: int) -> np.ndarray:
-    """True depth index of the tissue surface in a tile (what interface detection should find).
-
-    Returns
-    -------
-    ndarray, shape (nx, ny), float64
-        Fractional voxel index ``iz`` at which the cut surface is imaged:
-        water above, tissue from there down.
-    """
-    s = plan.slice(slice_id)
-    x, y = tile_lateral_coords(plan, slice_id, ix, iy)
-    top = s.cut_depth_mm - plan.config.water_depth_um / 1000.0
-    return (_cut_depth(plan, s, x, y) - top) / plan.axial_mm + plan.curvature_vox
 
 
 # --------------------------------------------------------------------------- planning
@@ -313,9 +273,12 @@ def plan_acquisition(config: SynthConfig, seed: int = 0) -> AcquisitionPlan:
     ----------
     config : SynthConfig
     seed : int
-        Seeds the one generator every draw comes from, in a fixed order that
-        does not depend on which events are switched on (toggling
-        ``missing_slice`` changes nothing else).
+        Seeds the one generator every geometric draw comes from, in a fixed
+        order that does not depend on which events are switched on (toggling
+        ``missing_slice`` changes nothing else). An integer rather than a
+        Generator because each tile's speckle and noise come from their own
+        stream, ``SeedSequence(seed, spawn_key=(purpose, slice, ix, iy))``,
+        so tiles render in any order or in parallel.
 
     Returns
     -------
@@ -330,7 +293,7 @@ def plan_acquisition(config: SynthConfig, seed: int = 0) -> AcquisitionPlan:
     """
     c = config
     rng = np.random.default_rng(seed)
-    n, (gx, gy), (n_z, nx, ny) = c.n_slices, c.grid_shape, c.tile_shape
+    n, (gx, gy), (_, nx, ny) = c.n_slices, c.grid_shape, c.tile_shape
     p_mm = c.pixel_size_um / 1000.0
     step_mm = np.array([nx, ny]) * p_mm * (1.0 - c.overlap_fraction)
     n_alines = nx + c.n_extra
@@ -380,6 +343,7 @@ def plan_acquisition(config: SynthConfig, seed: int = 0) -> AcquisitionPlan:
                 glitch_mm=tuple(map(float, glitch)) if k == c.glitch_slice else (0.0, 0.0),
                 rehoming_mm=tuple(map(float, rehoming)) if moved else (0.0, 0.0),
                 galvo_band_start=band,
+                galvo_band_contrast=0.0 if k in c.galvo_faint_slices else float(c.galvo_band_contrast),
                 surface_tilt_vox_per_mm=tuple(map(float, tilt_sizes[k] * tilt_scale * _unit(tilt_angles[k]))),
                 missing=k == c.missing_slice,
                 degraded=k == c.degraded_slice,
@@ -391,24 +355,14 @@ def plan_acquisition(config: SynthConfig, seed: int = 0) -> AcquisitionPlan:
     for s, ix, iy in c.tile_holes:
         acquired[s, ix, iy] = False
 
-    true_mm = commanded + jitter * p_mm
-    x0, x1, y0, y1 = _imaged_extent(c, slices, true_mm)
-    depth_mm = n_z * c.axial_resolution_um / 1000.0 - c.water_depth_um / 1000.0
-    z_max = (n - 1) * c.slice_thickness_um / 1000.0 + depth_mm
-    r = c.truth_resolution_um / 1000.0
-    ox, oy = (math.floor(x0 / r) + 0.5) * r, (math.floor(y0 / r) + 0.5) * r
-    volume = VolumeGrid(
-        shape=(max(int(z_max / r), 1), int(math.ceil((x1 - ox) / r)) + 1, int(math.ceil((y1 - oy) / r)) + 1),
-        origin_mm=(r / 2.0, ox, oy),
-        voxel_mm=r,
-    )
-    margin = 4 * max(r, p_mm)
+    x0, x1, y0, y1 = imaged_extent(c, slices, commanded + jitter * p_mm)
+    margin = 4 * max(c.truth_resolution_um / 1000.0, p_mm)
     phantom = make_phantom(
         rng,
         semi_axes_mm=c.brain_semi_axes_mm,
         top_mm=c.brain_top_mm,
         centre_xy_mm=c.brain_centre_mm,
-        extent_mm=(z_max, x0 - margin, x1 + margin, y0 - margin, y1 + margin),
+        extent_mm=(x0 - margin, x1 + margin, y0 - margin, y1 + margin),
         texture_spacing_mm=(2 * c.axial_resolution_um / 1000.0, c.texture_spacing_um / 1000.0),
     )
     return AcquisitionPlan(
@@ -422,29 +376,19 @@ def plan_acquisition(config: SynthConfig, seed: int = 0) -> AcquisitionPlan:
         flat_field=_flat_field(nx, ny, c.flat_field_strength, ff_centre),
         curvature_vox=_curvature(nx, ny, c.curvature_vox),
         quantum=2.0 ** (math.ceil(math.log2(c.n_repeat * SATURATION)) - 24),
-        volume=volume,
+        volume=_volume_grid(c, (x0, x1, y0, y1)),
     )
 
 
-def _to_sample(config: SynthConfig, s: SlicePlan, sx: np.ndarray, sy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Stage-frame points of slice ``s`` to the sample frame (inverse of ``s.sample_to_stage``)."""
-    cx, cy = config.brain_centre_mm
-    t = math.radians(s.rotation_deg)
-    u, v = sx - cx - s.drift_mm[0], sy - cy - s.drift_mm[1]
-    return cx + math.cos(t) * u + math.sin(t) * v, cy - math.sin(t) * u + math.cos(t) * v
-
-
-def _imaged_extent(config: SynthConfig, slices: list[SlicePlan], true_mm: np.ndarray) -> tuple[float, float, float, float]:
-    """Sample-frame bounding box ``(x_min, x_max, y_min, y_max)`` of every tile of every slice."""
-    _, nx, ny = config.tile_shape
-    w, h = nx * config.pixel_size_um / 1000.0, ny * config.pixel_size_um / 1000.0
-    xs, ys = [], []
-    for s in slices:
-        centres = true_mm[s.index].reshape(-1, 2)
-        for dx in (-w / 2, w / 2):
-            for dy in (-h / 2, h / 2):
-                x, y = _to_sample(config, s, centres[:, 0] + dx, centres[:, 1] + dy)
-                xs.append(x)
-                ys.append(y)
-    xs, ys = np.concatenate(xs), np.concatenate(ys)
-    return float(xs.min()), float(xs.max()), float(ys.min()), float(ys.max())
+def _volume_grid(c: SynthConfig, extent_mm: tuple[float, float, float, float]) -> VolumeGrid:
+    """The truth grid: lateral ``extent_mm`` (on multiples of the voxel), depth 0 to the deepest tissue imaged."""
+    x0, x1, y0, y1 = extent_mm
+    depth_mm = (c.tile_shape[0] * c.axial_resolution_um - c.water_depth_um) / 1000.0
+    z_max = (c.n_slices - 1) * c.slice_thickness_um / 1000.0 + depth_mm
+    r = c.truth_resolution_um / 1000.0
+    ox, oy = (math.floor(x0 / r) + 0.5) * r, (math.floor(y0 / r) + 0.5) * r
+    return VolumeGrid(
+        shape=(max(int(z_max / r), 1), int(math.ceil((x1 - ox) / r)) + 1, int(math.ceil((y1 - oy) / r)) + 1),
+        origin_mm=(r / 2.0, ox, oy),
+        voxel_mm=r,
+    )

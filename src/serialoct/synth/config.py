@@ -13,7 +13,7 @@ Presets
     6 slices of 2x2 tiles of (32, 48, 48) voxels, 20 µm pixels, ``n_repeat``
     2, two ``.bin`` files per tile, a motor glitch on slice 02 and a re-homing
     from slice 04 on; no missing and no degraded slice (switch them on with
-    ``replace``). About 6 MB of raw data, renders in well under a second.
+    ``replace``). About 17 MB of raw data, renders in well under a second.
 ``small``
     8 slices of 4x4 tiles of (64, 96, 96) voxels, 12 µm pixels: a realistic
     miniature with every event (glitch 02, missing 04, re-homing 05, degraded
@@ -85,6 +85,9 @@ class SynthConfig:
     galvo_band_contrast : float
         1 = a band at the darkfield level (dark, obvious); 0 = the band holds
         the B-scan's mean (invisible on uniform tissue); negative = bright band.
+    galvo_faint_slices : tuple of int
+        Slices whose band has contrast 0 (too faint to detect: a detector
+        must not claim it), whatever ``galvo_band_contrast`` says.
     n_repeat, n_bin_files : int
         Repeated B-scans per position; ``.bin`` files per tile.
     flat_field_strength : float
@@ -150,6 +153,7 @@ class SynthConfig:
     truth_resolution_um: float = 25.0
     n_extra: int = 8
     galvo_band_contrast: float = 0.9
+    galvo_faint_slices: tuple[int, ...] = ()
     n_repeat: int = 2
     n_bin_files: int = 2
     flat_field_strength: float = 0.35
@@ -202,6 +206,7 @@ class SynthConfig:
         def _tuple(v):
             return tuple(_tuple(x) for x in v) if isinstance(v, list) else v
 
+
         return cls(**{k: _tuple(v) for k, v in values.items()})
 
 
@@ -235,6 +240,8 @@ def _validate(c: SynthConfig) -> None:
         _check(value is None or 0 <= value < c.n_slices, f"{name} = {value}: expected None or a slice index in 0..{c.n_slices - 1}")
     if c.glitch_slice is not None:
         _check(0 < c.glitch_slice < c.n_slices - 1, f"glitch_slice = {c.glitch_slice}: a glitch needs a slice before and after it (1..{c.n_slices - 2})")
+    for k in c.galvo_faint_slices:
+        _check(0 <= k < c.n_slices, f"galvo_faint_slices holds {k}: expected slice indices in 0..{c.n_slices - 1}")
     for s, ix, iy in c.tile_holes:
         _check(0 <= s < c.n_slices and 0 <= ix < c.grid_shape[0] and 0 <= iy < c.grid_shape[1],
                f"tile hole {(s, ix, iy)} is outside the acquisition ({c.n_slices} slices of {c.grid_shape[0]}x{c.grid_shape[1]} tiles)")

@@ -187,7 +187,7 @@ def make_phantom(
     semi_axes_mm: tuple[float, float, float],
     top_mm: float,
     centre_xy_mm: tuple[float, float],
-    extent_mm: tuple[float, float, float, float, float],
+    extent_mm: tuple[float, float, float, float],
     texture_spacing_mm: tuple[float, float],
 ) -> Phantom:
     """Draw a phantom.
@@ -202,8 +202,9 @@ def make_phantom(
         Depth of the top of the brain.
     centre_xy_mm : (float, float)
         Lateral centre of the brain.
-    extent_mm : (z_max, x_min, x_max, y_min, y_max)
-        Region the texture grid must cover (depth from 0 to ``z_max``).
+    extent_mm : (x_min, x_max, y_min, y_max)
+        Lateral region the texture grid must cover (it is unbounded in depth:
+        slabs are made on demand).
     texture_spacing_mm : (float, float)
         Axial and lateral steps of the texture grid.
 
@@ -230,7 +231,7 @@ def make_phantom(
         for side in (-1, 1)
     )
     dz, dl = texture_spacing_mm
-    z_max, x0, x1, y0, y1 = extent_mm
+    x0, x1, y0, y1 = extent_mm
     angle = math.radians(FIBRE_ANGLE_DEG)
     corners = np.array([(x, y) for x in (x0, x1) for y in (y0, y1)]) - (cx, cy)
     a = corners[:, 0] * math.cos(angle) + corners[:, 1] * math.sin(angle)
@@ -248,7 +249,6 @@ def make_phantom(
         shape_ab=shape_ab,
         std=std,
     )
-    del z_max  # the grid is unbounded in depth: slabs are made on demand
     return Phantom(centre, tuple(map(float, semi_axes_mm)), wobble, ventricles, texture, _layer_lut())
 
 
