@@ -80,7 +80,7 @@ def main() -> int:
         render_s = render(raw, name)
         config = preset(name)
         mb, floor_s = io_floor(raw)
-        total_s = run_preproc(raw, out, args.cores, config.axial_um)
+        total_s = run_preproc(raw, out, args.cores, config.axial_resolution_um)
         job_s, job_rss = mosaic_job_stats(out)
         n_slices = len(list(out.glob("mosaic_grid_3d_z*.ome.zarr")))
         rows.append((name, f"{config.grid_shape[0]}x{config.grid_shape[1]}", n_slices, f"{mb:,.0f}",

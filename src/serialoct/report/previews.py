@@ -24,25 +24,28 @@ def to_uint8(image: np.ndarray, *, low_percentile: float = 0.5, high_percentile:
     return (np.clip(scaled, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
 
 
-def orthogonal_views(volume: np.ndarray, *, gap: int = 4) -> np.ndarray:
-    """Three central sections of a ``(z, rows, cols)`` volume side by side, as uint8.
+def orthogonal_views(volume, *, z_aspect: float = 1.0, gap: int = 4) -> np.ndarray:
+    """Orthogonal central sections of a ``(z, rows, cols)`` volume, as one uint8 picture.
 
-    Layout: the ``rows x cols`` plane at mid-depth on the left, then the
-    ``z x cols`` section at the middle row, then the ``z x rows`` section at
-    the middle column, top-aligned and separated by ``gap`` black pixels.
-    ``volume`` may be a zarr array: only the three sections are read.
+    The classic ortho-view: the ``rows x cols`` plane at mid-depth top left,
+    the ``z x cols`` section at the middle row below it, and the ``rows x z``
+    section at the middle column to its right, separated by ``gap`` black
+    pixels. ``z_aspect`` (axial voxel / lateral pixel) stretches depth so the
+    sections have true proportions. ``volume`` may be a zarr array: only the
+    three sections are read.
     """
+    from scipy.ndimage import zoom
+
     z, rows, cols = volume.shape
-    panels = [
-        to_uint8(volume[z // 2]),
-        to_uint8(volume[:, rows // 2, :]),
-        to_uint8(volume[:, :, cols // 2]),
-    ]
-    height = max(p.shape[0] for p in panels)
-    width = sum(p.shape[1] for p in panels) + gap * (len(panels) - 1)
-    canvas = np.zeros((height, width), dtype=np.uint8)
-    col = 0
-    for panel in panels:
-        canvas[: panel.shape[0], col : col + panel.shape[1]] = panel
-        col += panel.shape[1] + gap
+    top = to_uint8(np.asarray(volume[z // 2], dtype=np.float32))
+    below = np.asarray(volume[:, rows // 2, :], dtype=np.float32)
+    side = np.asarray(volume[:, :, cols // 2], dtype=np.float32).T
+    if z_aspect != 1.0:
+        below = zoom(below, (z_aspect, 1.0), order=1)
+        side = zoom(side, (1.0, z_aspect), order=1)
+    below, side = to_uint8(below), to_uint8(side)
+    canvas = np.zeros((rows + gap + below.shape[0], cols + gap + side.shape[1]), dtype=np.uint8)
+    canvas[:rows, :cols] = top
+    canvas[rows + gap :, :cols] = below
+    canvas[:rows, cols + gap :] = side
     return canvas

@@ -18,5 +18,7 @@ def run(args: argparse.Namespace) -> int:
     from serialoct.io.omezarr import open_ome_zarr
     from serialoct.report.previews import orthogonal_views
 
-    write_png(args.output, orthogonal_views(open_ome_zarr(args.input).level(0)))
+    image = open_ome_zarr(args.input)
+    voxel = image.voxel_size_mm()
+    write_png(args.output, orthogonal_views(image.level(0), z_aspect=voxel[0] / voxel[1]))
     return 0
