@@ -100,13 +100,23 @@ def run(args: argparse.Namespace) -> int:
         "galvo_band_start_applied": band_start,
     }
     voxel_mm = tuple(v / 1000.0 for v in layout.voxel_size_um)
+    def write(out, region, tiles):
+        out.array[layout.region_slices(region)] = assemble_shard(region, tiles, layout.tile_shape)
+
+    # Decoding and shard compression overlap: while one shard is encoded, the next is decoded.
+    # At most `processes` shards are in flight, so memory stays a few shards.
+    in_flight = []
     with ThreadPoolExecutor(max_workers=p["processes"]) as pool, create_ome_zarr(
         args.output, layout.shape, voxel_size_mm=voxel_mm, chunks=layout.tile_shape, shards=layout.shards, extra_attrs=extra
     ) as out:
         for region in layout.shard_regions():
             present = [refs[i] for i in region.tile_indices() if i in refs]
             tiles = dict(pool.map(load, present))
-            out.array[layout.region_slices(region)] = assemble_shard(region, tiles, layout.tile_shape)
+            in_flight.append(pool.submit(write, out, region, tiles))
+            if len(in_flight) >= p["processes"]:
+                in_flight.pop(0).result()
+        for job in in_flight:
+            job.result()
 
     elapsed = time.perf_counter() - started
     raw_mb = sum(f.stat().st_size for t in geometry.tiles.tiles for f in t.path.glob("image_*.bin")) / 1e6

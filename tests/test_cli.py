@@ -1,0 +1,47 @@
+"""Claims about the command line as a whole."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from serialoct.cli import COMMANDS, main
+from serialoct.steps import STEPS
+
+HEAVY = ("numpy", "scipy", "zarr", "snakemake", "SimpleITK", "torch", "dask")
+
+
+@pytest.mark.parametrize("words", [["--help"], ["step", "create_mosaic_grid", "--help"], ["preproc", "--help"], ["step", "--help"]])
+def test_help_imports_no_heavy_library(words):
+    code = (
+        "import sys\nfrom serialoct.cli import main\n"
+        f"try:\n    main({words!r})\nexcept SystemExit:\n    pass\n"
+        f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_every_command_and_step_has_help(capsys):
+    for name in COMMANDS:
+        with pytest.raises(SystemExit) as exit_info:
+            main([name, "--help"])
+        assert exit_info.value.code == 0
+    for name in STEPS:
+        with pytest.raises(SystemExit):
+            main(["step", name, "--help"])
+    assert "usage: serialoct step generate_aip" in capsys.readouterr().out
+
+
+def test_unknown_command_prints_usage_and_fails(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["reconstructx"])
+    assert exit_info.value.code == 2 and "invalid choice" in capsys.readouterr().err
+
+
+def test_step_refuses_a_parameter_value_with_a_clear_message(tmp_path, capsys):
+    status = main(["step", "generate_slice_config", "--input", str(tmp_path), "--output", str(tmp_path / "c.csv"),
+                   "--exclude_first_slices", "-1"])
+    assert status == 2 and "exclude_first_slices" in capsys.readouterr().err
