@@ -63,3 +63,45 @@ def test_slice_config_records_the_detected_galvo_fix_on_every_slice(run):
     rows = read_slice_config(out / "slice_config.csv")
     assert [r.slice_id for r in rows] == list(truth.present_slice_ids)
     assert all(r.galvo_fix for r in rows)
+
+
+@pytest.fixture(scope="module")
+def tiny_raw(tmp_path_factory):
+    raw = tmp_path_factory.mktemp("tiny") / "raw"
+    write_acquisition(raw, preset("tiny"), seed=2)
+    return raw
+
+
+def _step(raw, out, *options):
+    args = ["step", "create_mosaic_grid", "--input", str(raw), "--slice", "02", "--output", str(out),
+            "--metrics", str(out) + ".json", "--axial_resolution", "8", *options]
+    assert main(args) == 0
+    return open_ome_zarr(out)
+
+
+def test_isotropic_resampling_keeps_the_field_of_view_and_the_mean(tiny_raw, tmp_path):
+    truth = load_truth(tiny_raw)
+    plan = truth.plan()
+    image = _step(tiny_raw, tmp_path / "m.ome.zarr", "--resolution", "40")  # 20 µm pixels, 8 µm axial -> 40 µm
+    z, h, w = (n * v // 40 for n, v in zip(plan.config.tile_shape, (8, 20, 20)))
+    assert image.level(0).chunks == (z, h, w) and image.voxel_size_mm() == pytest.approx((0.04,) * 3)
+    mosaic = image.read()
+    tile = render_tile(plan, "02", 1, 0)
+    assert mosaic[:, h : 2 * h, :w].mean() == pytest.approx(tile.mean(), rel=0.02)
+
+
+def test_legacy_orientation_rotates_every_tile(tiny_raw, tmp_path):
+    plan = load_truth(tiny_raw).plan()
+    mosaic = _step(tiny_raw, tmp_path / "m.ome.zarr", "--preprocess").read()
+    _, h, w = plan.config.tile_shape
+    tile = render_tile(plan, "02", 0, 1)
+    expected = np.flip(np.rot90(tile, k=3, axes=(1, 2)), axis=1)
+    np.testing.assert_array_equal(mosaic[:, :w, h : 2 * h], expected)
+
+
+def test_without_the_galvo_fix_the_band_stays_in_the_tiles(tiny_raw, tmp_path):
+    plan = load_truth(tiny_raw).plan()
+    mosaic = _step(tiny_raw, tmp_path / "m.ome.zarr", "--no-fix_galvo_shift").read()
+    _, h, w = plan.config.tile_shape
+    assert plan.slice(2).galvo_band_start != h  # a band not already at the end of the B-scan
+    assert not np.array_equal(mosaic[:, :h, :w], render_tile(plan, "02", 0, 0))
