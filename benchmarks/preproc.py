@@ -5,8 +5,9 @@ For each synthetic preset: render the raw acquisition once (cached under
 can be faster than reading the data once), then run ``serialoct preproc`` end
 to end and report raw MB/s, the fraction of the floor reached, and the peak
 RSS of one slice's ``create_mosaic_grid`` job (from Snakemake's benchmark
-records). Peak RSS should not grow with the tiles per slice (small: 4x4,
-medium: 6x6), since a slice is assembled one shard at a time.
+records). A second table runs the mosaic step alone on one slice of the
+``small`` tiles at growing grid sizes: its peak RSS must not grow with the
+tiles per slice, since a slice is assembled one shard at a time.
 
 Usage::
 
@@ -66,11 +67,50 @@ def run_preproc(raw: Path, out: Path, cores: int, axial_um: float) -> float:
     return time.perf_counter() - started
 
 
+def rss_scaling(workdir: Path, grids: list[int]) -> list[tuple]:
+    """Peak RSS of create_mosaic_grid on one slice of small-preset tiles, per grid size."""
+    import resource
+
+    from serialoct.synth import preset, write_acquisition
+    from serialoct.synth.config import with_overrides
+
+    rows = []
+    for n in grids:
+        raw = workdir / f"grid{n}x{n}" / "raw"
+        config = with_overrides(preset("small"), n_slices=1, grid_shape=(n, n), glitch_slice=None, rehoming_slice=None,
+                                missing_slice=None, degraded_slice=None)
+        if not (raw / "truth").is_dir():
+            shutil.rmtree(raw, ignore_errors=True)
+            write_acquisition(raw, config, seed=0)
+        out = raw.parent / "mosaic.ome.zarr"
+        shutil.rmtree(out, ignore_errors=True)
+        code = (
+            "import resource, sys\nfrom serialoct.cli import main\n"
+            f"status = main(['step', 'create_mosaic_grid', '--input', {str(raw)!r}, '--slice', '00', '--output', {str(out)!r},"
+            f" '--metrics', {str(out) + '.json'!r}, '--axial_resolution', '8', '--no-use_gpu', '--processes', '2'])\n"
+            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
+        )
+        started = time.perf_counter()
+        done = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
+        elapsed = time.perf_counter() - started
+        mb = sum(f.stat().st_size for f in raw.rglob("image_*.bin")) / 1e6
+        rows.append((f"{n}x{n}", n * n, f"{mb:,.0f}", f"{elapsed:.2f}", f"{int(done.stdout.split()[-1]) / 1024:,.0f}"))
+    return rows
+
+
+def print_table(header, rows) -> None:
+    print("| " + " | ".join(header) + " |")
+    print("|" + "---|" * len(header))
+    for row in rows:
+        print("| " + " | ".join(map(str, row)) + " |")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--presets", nargs="+", default=["small", "medium"])
     parser.add_argument("--workdir", type=Path, default=Path("bench-output"))
     parser.add_argument("--cores", type=int, default=2)
+    parser.add_argument("--grids", type=int, nargs="+", default=[4, 8, 12], help="grid sizes for the RSS scaling table")
     args = parser.parse_args()
     from serialoct.synth import preset
 
@@ -86,12 +126,10 @@ def main() -> int:
         rows.append((name, f"{config.grid_shape[0]}x{config.grid_shape[1]}", n_slices, f"{mb:,.0f}",
                      f"{mb / floor_s:,.0f}", f"{total_s:.1f}", f"{mb / total_s:,.0f}", f"{100 * floor_s / total_s:.0f}%",
                      f"{job_s:.2f}", f"{mb / n_slices / job_s:,.0f}", f"{job_rss:,.0f}", f"{render_s:.0f}" if render_s else "cached"))
-    header = ("preset", "tiles/slice", "slices", "raw MB", "floor MB/s", "preproc s", "preproc MB/s", "of floor",
-              "mosaic job s", "mosaic job MB/s", "mosaic job peak RSS MB", "render s")
-    print("| " + " | ".join(header) + " |")
-    print("|" + "---|" * len(header))
-    for row in rows:
-        print("| " + " | ".join(map(str, row)) + " |")
+    print_table(("preset", "tiles/slice", "slices", "raw MB", "floor MB/s", "preproc s", "preproc MB/s", "of floor",
+                 "mosaic job s", "mosaic job MB/s", "mosaic job peak RSS MB", "render s"), rows)
+    print()
+    print_table(("grid", "tiles", "raw MB", "mosaic step s", "peak RSS MB"), rss_scaling(args.workdir, args.grids))
     return 0
 
 
