@@ -1,0 +1,306 @@
+"""Depth-resolved attenuation: estimate it per voxel and compensate the decay, with a bounded gain.
+
+Light reaching depth ``z`` has been attenuated by ``exp(-2 * integral of mu)``
+(there and back), so deep tissue looks dark whatever it is. Following
+Vermeer et al. (2014), every photon entering voxel ``i`` is eventually
+detected in voxel ``i`` or below, so the light reaching voxel ``i`` is
+proportional to the signal that remains from there down,
+``S_i = sum_{j >= i} J_j`` (``J`` = intensity above the noise floor), and
+
+    mu_i = ln(S_i / S_{i+1}) / (2 dz)                  (attenuation, 1/mm)
+    J_i exp(2 dz (sum_{j<i} mu_j + mu_i / 2)) = J_i S_0 / sqrt(S_i S_{i+1})
+
+(the sum telescopes; the half voxel puts the exponent at the voxel centre,
+which makes the compensation exact for a homogeneous medium). The
+compensated intensity needs one reverse cumulative sum and a few
+element-wise operations per voxel: no logarithm, no exponential, no fit.
+
+Two practical limits of the method are handled explicitly:
+
+- the tail: the A-line ends before the light is used up, and the signal
+  beyond the last voxel is missing from every ``S_i``, which inflates ``mu``
+  near the bottom. It is extrapolated from the decay of the last two windows
+  of each A-line (:func:`estimate_tail`), smoothed laterally;
+- the noise floor: near the bottom the signal sinks into noise and ``S_i``
+  towards 0; the gain ``S_0 / S_i`` is capped at ``max_gain``.
+
+Every operation is along depth, so a slice can be streamed in blocks of whole
+A-lines (all z, a block of rows and columns): compute the tail of the whole
+slice once (it reads only the bottom ``2 * window_vox`` planes), then::
+
+    tail = estimate_tail(volume[-2 * w:], axial_um=dz_um, window_vox=w)
+    for rows, cols in blocks:
+        block = compensate_attenuation(volume[:, rows, cols], axial_um=dz_um, tail=tail[rows, cols])
+        out[:, rows, cols] = block.volume
+
+References
+----------
+Vermeer K. A., Mo J., Weda J. J. A., Lemij H. G., de Boer J. F.,
+"Depth-resolved model-based reconstruction of attenuation coefficients in
+optical coherence tomography", Biomed. Opt. Express 5(1), 322-337 (2014),
+doi:10.1364/BOE.5.000322.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from serialoct.compute import Backend, get_backend, to_numpy
+
+__all__ = ["AttenuationCompensation", "estimate_tail", "compensate_attenuation", "estimate_attenuation"]
+
+log = logging.getLogger(__name__)
+
+_WINDOW_VOX = 8
+#: A-lines per chunk on the CPU: a plane of a chunk (128 KiB in float32) stays in the L2 cache
+#: through the dozen operations applied to it.
+_CHUNK_ALINES = 32768
+
+
+@dataclass(frozen=True)
+class AttenuationCompensation:
+    """A block with its attenuation decay removed.
+
+    Attributes
+    ----------
+    volume : ndarray, shape (Z, rows, cols), float32
+        ``(I - floor) * gain + floor``.
+    gain_limited_fraction : float
+        Share of voxels whose gain reached ``max_gain`` (signal in the noise).
+    max_gain_applied : float
+        Largest gain applied.
+    """
+
+    volume: np.ndarray
+    gain_limited_fraction: float
+    max_gain_applied: float
+
+
+def estimate_tail(
+    bottom: np.ndarray,
+    *,
+    axial_um: float,
+    window_vox: int = _WINDOW_VOX,
+    noise_floor: float = 0.0,
+    min_attenuation_per_mm: float = 0.2,
+    lateral_sigma_px: float = 2.0,
+    backend: Backend | None = None,
+) -> np.ndarray:
+    """The signal an A-line would record below its last voxel, extrapolated from its decay.
+
+    Parameters
+    ----------
+    bottom : ndarray, shape (Zb, rows, cols), Zb >= 2 * window_vox
+        The deepest planes of a slice (``volume[-2 * window_vox:]`` suffices).
+    axial_um : float
+        Axial voxel size.
+    window_vox : int
+        Length of each of the two windows compared.
+    noise_floor : float
+        Intensity of no signal.
+    min_attenuation_per_mm : float
+        The decay is taken to be at least this fast: it bounds the tail
+        (a flat or rising end would otherwise extrapolate to infinity).
+    lateral_sigma_px : float
+        Gaussian smoothing of the two window sums (the decay rate is a
+        property of the tissue, its speckle is not); 0 to skip. When
+        streaming, compute the tail on the whole slice, not per block.
+    backend : Backend, optional
+
+    Returns
+    -------
+    ndarray, shape (rows, cols), float32, on the host
+        ``s_B * r / (1 - r)``: the geometric continuation of the last window
+        sum ``s_B``, with ``r = s_B / s_A`` the ratio to the window before,
+        clipped to ``[0, exp(-2 mu_min dz window)]``.
+    """
+    if window_vox < 1 or bottom.ndim != 3 or bottom.shape[0] < 2 * window_vox:
+        raise ValueError(f"bottom of shape {bottom.shape}: expected (Z, rows, cols) with Z >= 2 * window_vox = {2 * window_vox}")
+    if axial_um <= 0 or min_attenuation_per_mm <= 0:
+        raise ValueError(f"axial_um = {axial_um}, min_attenuation_per_mm = {min_attenuation_per_mm}: expected positive values")
+    backend = backend or get_backend(False)
+    xp, ndi = backend.xp, backend.ndi
+    last = xp.asarray(bottom[-2 * window_vox :], dtype=xp.float32) - xp.float32(noise_floor)
+    sums = xp.stack([last[:window_vox].sum(axis=0), last[window_vox:].sum(axis=0)])
+    if lateral_sigma_px > 0:
+        sums = ndi.gaussian_filter(sums, (0.0, lateral_sigma_px, lateral_sigma_px), mode="reflect")
+    s_a, s_b = sums[0], xp.maximum(sums[1], 0.0)
+    r_max = math.exp(-2.0 * min_attenuation_per_mm * axial_um / 1000.0 * window_vox)
+    ratio = xp.clip(s_b / xp.where(s_a > 0, s_a, xp.inf), 0.0, r_max)
+    return to_numpy(s_b * ratio / (1.0 - ratio)).astype(np.float32, copy=False)
+
+
+def _remaining(xp, volume, floor, tail):
+    """``S_i = sum_{j >= i} (I_j - floor) + tail`` for ``i = 0 .. Z`` (``S_Z`` = tail), shape (Z + 1, rows, cols).
+
+    A loop over planes: each step is one cache-friendly add, several times
+    faster than ``cumsum`` along the first axis.
+    """
+    n_z = volume.shape[0]
+    s = xp.empty((n_z + 1,) + tuple(volume.shape[1:]), dtype=xp.float32)
+    s[n_z] = tail
+    for i in range(n_z - 1, -1, -1):
+        xp.add(s[i + 1], volume[i], out=s[i])
+        s[i] -= floor
+    return s
+
+
+def _prepare(volume, tail, noise_floor, axial_um, window_vox, xp, backend):
+    v = xp.asarray(volume, dtype=xp.float32)
+    if tail is None:
+        if v.shape[0] < 2 * window_vox:
+            raise ValueError(f"volume of depth {v.shape[0]}: too shallow for a tail of two {window_vox}-voxel windows; pass tail=")
+        tail = estimate_tail(v, axial_um=axial_um, window_vox=window_vox, noise_floor=noise_floor, backend=backend)
+    tail = xp.asarray(tail, dtype=xp.float32)
+    if tail.shape != v.shape[1:]:
+        raise ValueError(f"tail of shape {tail.shape} does not match the A-lines of a volume of shape {v.shape}")
+    return v, tail
+
+
+def _row_chunks(shape, backend: Backend):
+    """Row ranges of about ``_CHUNK_ALINES`` A-lines on the CPU, so each plane operation stays in cache."""
+    rows, cols = shape[1], shape[2]
+    step = rows if backend.is_gpu else max(1, _CHUNK_ALINES // max(cols, 1))
+    return [slice(r, min(r + step, rows)) for r in range(0, rows, step)]
+
+
+def _compensate_chunk(xp, v, tail, floor, max_gain, out):
+    """Compensate one chunk into ``out``; returns (voxels at the gain bound, plane of maximum gains)."""
+    s = _remaining(xp, v, floor, tail)
+    empty = s[0] <= 0
+    total = xp.where(empty, xp.float32(1.0), s[0])
+    lowest = total / xp.float32(max_gain)
+    threshold = xp.float32(max_gain * (1 - 1e-6))
+    gain = xp.empty(v.shape[1:], dtype=xp.float32)
+    peak = xp.ones(v.shape[1:], dtype=xp.float32)
+    limited = 0
+    below = xp.maximum(s[0], lowest)
+    for i in range(v.shape[0]):  # plane by plane: a few small passes that stay in cache
+        upper, below = below, xp.maximum(s[i + 1], lowest)
+        xp.multiply(upper, below, out=gain)
+        xp.sqrt(gain, out=gain)
+        xp.divide(total, gain, out=gain)
+        limited += xp.count_nonzero(gain >= threshold)
+        xp.maximum(peak, gain, out=peak)
+        xp.subtract(v[i], floor, out=out[i])
+        out[i] *= gain
+        out[i] += floor
+    if bool(empty.any()):  # no signal at all: left as it is
+        out[:, empty] = v[:, empty]
+        peak[empty] = 1.0
+    return limited, peak
+
+
+def compensate_attenuation(
+    volume: np.ndarray,
+    *,
+    axial_um: float,
+    noise_floor: float = 0.0,
+    max_gain: float = 30.0,
+    tail: np.ndarray | None = None,
+    window_vox: int = _WINDOW_VOX,
+    backend: Backend | None = None,
+) -> AttenuationCompensation:
+    """Remove the attenuation decay of every A-line, depth-resolved, with a bounded gain.
+
+    Parameters
+    ----------
+    volume : ndarray, shape (Z, rows, cols)
+        Linear intensity of whole A-lines, surface at the top (after the
+        interface crop) and the beam profile already divided out.
+    axial_um : float
+        Axial voxel size (used by the tail estimate only: the gain is
+        dimensionless).
+    noise_floor : float
+        Intensity of no signal (:attr:`~serialoct.correct.interface.SurfaceEstimate.water_level`
+        measured before the crop); subtracted before and added back after.
+    max_gain : float
+        Largest factor applied to any voxel.
+    tail : ndarray, shape (rows, cols), optional
+        :func:`estimate_tail` of these A-lines (computed on the whole slice
+        when streaming); estimated from ``volume`` when None.
+    window_vox : int
+        Tail window, when the tail is estimated here.
+    backend : Backend, optional
+        NumPy (default) or CuPy.
+
+    Returns
+    -------
+    AttenuationCompensation
+
+    Notes
+    -----
+    ``gain_i = S_0 / sqrt(S_i S_{i+1})`` (module docstring) with every
+    ``S_i`` clipped to at least ``S_0 / max_gain``; an A-line without signal
+    (``S_0 <= 0``) keeps gain 1. Two loops over the depth planes (the
+    remaining signal from the bottom up, then the gain from the top down),
+    each step a few element-wise operations on one plane in float32, on
+    chunks of rows small enough for a plane to stay in cache (CPU).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> z = np.arange(60)[:, None, None]
+    >>> decay = np.exp(-2 * 3.0 * 0.008 * (z + 0.5)) * np.ones((60, 4, 4))  # mu = 3/mm, 8 µm voxels
+    >>> out = compensate_attenuation(decay, axial_um=8.0, max_gain=100.0, tail=decay[-1] / (np.exp(0.048) - 1))
+    >>> bool(np.allclose(out.volume, 1.0, rtol=1e-3))
+    True
+    """
+    if max_gain < 1:
+        raise ValueError(f"max_gain = {max_gain}: expected >= 1")
+    backend = backend or get_backend(False)
+    xp = backend.xp
+    v, tail = _prepare(volume, tail, noise_floor, axial_um, window_vox, xp, backend)
+    out = xp.empty(v.shape, dtype=xp.float32)
+    limited, top_gain = 0, 1.0
+    for rows in _row_chunks(v.shape, backend):
+        count, peak = _compensate_chunk(xp, v[:, rows], tail[rows], xp.float32(noise_floor), max_gain, out[:, rows])
+        limited += count
+        top_gain = max(top_gain, float(peak.max()) if peak.size else 1.0)
+    limited = int(limited) / max(out.size, 1)
+    log.debug("attenuation: gain bound %.3g reached on %.1f%% of voxels", max_gain, 100 * limited)
+    return AttenuationCompensation(to_numpy(out), limited, top_gain)
+
+
+def estimate_attenuation(
+    volume: np.ndarray,
+    *,
+    axial_um: float,
+    noise_floor: float = 0.0,
+    tail: np.ndarray | None = None,
+    window_vox: int = _WINDOW_VOX,
+    backend: Backend | None = None,
+) -> np.ndarray:
+    """Depth-resolved attenuation coefficient of every voxel (Vermeer et al. 2014).
+
+    Parameters
+    ----------
+    volume, axial_um, noise_floor, tail, window_vox, backend
+        As :func:`compensate_attenuation`.
+
+    Returns
+    -------
+    ndarray, shape (Z, rows, cols), float32, on the host
+        ``mu_i = ln(S_i / S_{i+1}) / (2 dz)`` in 1/mm, 0 where the remaining
+        signal is not positive. Per voxel it carries the speckle's noise:
+        average it over a neighbourhood or a region before reading values.
+    """
+    if axial_um <= 0:
+        raise ValueError(f"axial_um = {axial_um}: expected a positive voxel size")
+    backend = backend or get_backend(False)
+    xp = backend.xp
+    v, tail = _prepare(volume, tail, noise_floor, axial_um, window_vox, xp, backend)
+    mu = xp.empty(v.shape, dtype=xp.float32)
+    scale = xp.float32(1000.0 / (2.0 * axial_um))
+    for rows in _row_chunks(v.shape, backend):
+        s = _remaining(xp, v[:, rows], xp.float32(noise_floor), tail[rows])
+        for i in range(v.shape[0]):
+            upper, lower = s[i], s[i + 1]
+            ok = (upper > 0) & (lower > 0)
+            ratio = xp.where(ok, upper, 1.0) / xp.where(ok, lower, 1.0)
+            mu[i, rows] = xp.maximum(xp.log(ratio) * scale, 0.0)
+    return to_numpy(mu)
