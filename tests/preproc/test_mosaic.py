@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
-from serialoct.preproc.mosaic import ShardRegion, assemble_shard, mosaic_layout, resample_tile
+from serialoct.preproc.mosaic import ShardRegion, assemble_shard, mosaic_layout
 
 
 def test_native_layout_keeps_tiles_whole_and_shards_hold_s_by_s_tiles():
@@ -27,23 +26,3 @@ def test_assembly_places_tile_ix_iy_at_rows_ix_h_and_columns_iy_w(rng):
     np.testing.assert_array_equal(block[:, 4:8, 5:10], tiles[(1, 1)])
     np.testing.assert_array_equal(block[:, 0:4, 5:10], tiles[(0, 1)])
     assert not block[:, 4:8, 0:5].any()  # the hole stays zero
-
-
-def test_downsampling_preserves_mean_and_does_not_alias_a_fine_grating():
-    z, x, y = np.meshgrid(np.arange(40), np.arange(64), np.arange(64), indexing="ij")
-    grating = (1.0 + np.cos(np.pi * y)).astype(np.float32)  # period 2 px: above the new Nyquist
-    out = resample_tile(grating, (10, 16, 16))
-    assert out.mean() == pytest.approx(grating.mean(), rel=0.01)
-    assert out[:, 1:-1, 1:-1].std() < 0.01  # aliasing would leave a strong pattern (borders see the edge)
-
-
-def test_downsampling_a_smooth_volume_matches_the_analytic_field(rng):
-    def field(shape, voxel):
-        axes = [(np.arange(n) + 0.5) * v for n, v in zip(shape, voxel)]  # voxel centres, µm
-        zz, xx, yy = np.meshgrid(*axes, indexing="ij")
-        return np.sin(zz / 60.0) + np.cos(xx / 80.0) * np.sin(yy / 90.0)
-
-    fine = field((60, 64, 64), (2.0, 5.0, 5.0)).astype(np.float32)
-    out = resample_tile(fine, (12, 32, 32))
-    expected = field((12, 32, 32), (10.0, 10.0, 10.0))
-    assert np.abs(out - expected)[1:-1, 1:-1, 1:-1].max() < 0.05

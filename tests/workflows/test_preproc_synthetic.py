@@ -86,7 +86,7 @@ def test_isotropic_resampling_keeps_the_field_of_view_and_the_mean(tiny_raw, tmp
     z, h, w = (n * v // 40 for n, v in zip(plan.config.tile_shape, (8, 20, 20)))
     assert image.level(0).chunks == (z, h, w) and image.voxel_size_mm() == pytest.approx((0.04,) * 3)
     mosaic = image.read()
-    tile = render_tile(plan, "02", 1, 0)
+    tile = render_tile(plan, "02", 1, 0)[: z * 40 // 8]  # the depth the 40 µm voxels cover
     assert mosaic[:, h : 2 * h, :w].mean() == pytest.approx(tile.mean(), rel=0.02)
 
 

@@ -2,6 +2,9 @@
 
 A mosaic grid keeps every tile whole (overlaps are not removed): tile
 ``(ix, iy)`` occupies rows ``[ix*h, (ix+1)*h)`` and columns ``[iy*w, (iy+1)*w)``.
+Resampling to isotropic voxels (``resolution > 0``) uses
+:func:`serialoct.correct.resample.resample_tile_isotropic`, the same
+exact-spacing resampler as the reconstruction's ``resample_mosaic_grid``.
 The zarr chunk is the tile, and a shard holds ``sharding_factor**2`` tiles,
 so a slice is assembled one shard at a time: the peak memory of a slice is a
 shard, whatever the grid size.
@@ -14,9 +17,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from serialoct.compute import Backend, get_backend, to_numpy
+from serialoct.correct.resample import resampled_tile_shape
 
-__all__ = ["MosaicLayout", "ShardRegion", "mosaic_layout", "resample_tile", "assemble_shard"]
+__all__ = ["MosaicLayout", "ShardRegion", "mosaic_layout", "assemble_shard"]
 
 
 @dataclass(frozen=True)
@@ -110,53 +113,8 @@ def mosaic_layout(
         raise ValueError(f"sharding_factor must be at least 1, got {sharding_factor}")
     if resolution_um is None or resolution_um <= 0:
         return MosaicLayout(tuple(tile_shape), tuple(grid_shape), tuple(native_voxel_um), sharding_factor)
-    out = tuple(max(1, int(round(n * v / resolution_um))) for n, v in zip(tile_shape, native_voxel_um))
+    out = resampled_tile_shape(tuple(tile_shape), tuple(native_voxel_um), resolution_um=resolution_um)
     return MosaicLayout(out, tuple(grid_shape), (float(resolution_um),) * 3, sharding_factor)
-
-
-def resample_tile(
-    tile: np.ndarray,
-    out_shape: tuple[int, int, int],
-    *,
-    backend: Backend | None = None,
-) -> np.ndarray:
-    """Resample a tile to ``out_shape``, anti-aliased when shrinking.
-
-    Parameters
-    ----------
-    tile : ndarray, shape (Z, X, Y), float32
-        A decoded tile.
-    out_shape : (int, int, int)
-        The output shape (from :func:`mosaic_layout`).
-    backend : Backend, optional
-        NumPy (default) or CuPy.
-
-    Returns
-    -------
-    ndarray, shape out_shape, float32, on the host
-
-    Notes
-    -----
-    Before shrinking an axis by a factor ``f > 1`` a Gaussian of
-    ``sigma = (f - 1) / 2`` input voxels removes what the coarser grid cannot
-    hold (the usual anti-aliasing choice, as in ``skimage.transform.resize``).
-    Linear interpolation on pixel-area-aligned grids (``grid_mode``) then keeps
-    the tile's extent: the output covers exactly the same field of view.
-    """
-    if tuple(tile.shape) == tuple(out_shape):
-        return np.asarray(tile, dtype=np.float32)
-    backend = backend or get_backend(False)
-    xp, ndi = backend.xp, backend.ndi
-    data = xp.asarray(tile, dtype=xp.float32)
-    factors = [n / m for n, m in zip(tile.shape, out_shape)]
-    sigma = [max(0.0, (f - 1) / 2) for f in factors]
-    if any(sigma):
-        data = ndi.gaussian_filter(data, sigma=sigma, mode="nearest")
-    zoom = [m / n for n, m in zip(tile.shape, out_shape)]
-    out = ndi.zoom(data, zoom, order=1, mode="nearest", grid_mode=True)
-    if tuple(out.shape) != tuple(out_shape):  # guard against round-off in zoom's shape rule
-        raise RuntimeError(f"resampled tile has shape {out.shape}, expected {tuple(out_shape)}")
-    return to_numpy(out).astype(np.float32, copy=False)
 
 
 def assemble_shard(region: ShardRegion, tiles: Mapping[tuple[int, int], np.ndarray], tile_shape: tuple[int, int, int]) -> np.ndarray:

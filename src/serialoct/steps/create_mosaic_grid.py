@@ -3,6 +3,11 @@
 Reads a few central tiles to find the galvo band, then decodes the slice
 shard by shard (``sharding_factor**2`` tiles at a time, ``processes`` tiles
 in parallel) and writes each shard once, so memory is bounded by a shard.
+
+A tile whose samples are all exactly zero recorded nothing (OCT intensities
+always carry a noise floor): it is reported as a warning, and a slice made
+only of such tiles is refused, so it is excluded with its reason instead of
+becoming a black mosaic that looks valid.
 """
 
 from __future__ import annotations
@@ -53,7 +58,8 @@ def run(args: argparse.Namespace) -> int:
     from serialoct.io.raw import read_raw_frames, read_tile
     from serialoct.io.tables import Metric, StepMetrics, write_metrics
     from serialoct.preproc.galvo import detect_galvo_band
-    from serialoct.preproc.mosaic import assemble_shard, mosaic_layout, resample_tile
+    from serialoct.correct.resample import resample_tile_isotropic
+    from serialoct.preproc.mosaic import assemble_shard, mosaic_layout
     from serialoct.errors import InputError
 
     p = parameters_from_args(args, WORKFLOW, PARAMETERS)
@@ -82,11 +88,17 @@ def run(args: argparse.Namespace) -> int:
         tile_shape, geometry.tiles.grid_shape, native_voxel, resolution_um=p["resolution"], sharding_factor=p["sharding_factor"]
     )
 
+    blank = []  # tiles with no signal at all
+
     def load(ref):
         tile = read_tile(
             ref.path, galvo_band_start=band_start, fix_camera_shift=p["fix_camera_shift"], legacy_orientation=p["preprocess"]
         )
-        return (ref.ix, ref.iy), resample_tile(tile, layout.tile_shape, backend=backend)
+        if not tile.any():
+            blank.append(ref.path.name)
+        if p["resolution"] > 0:
+            tile = resample_tile_isotropic(tile, native_voxel, resolution_um=p["resolution"], backend=backend)
+        return (ref.ix, ref.iy), tile
 
     refs = {(t.ix, t.iy): t for t in geometry.tiles.tiles}
     extra = {
@@ -117,6 +129,11 @@ def run(args: argparse.Namespace) -> int:
                 in_flight.pop(0).result()
         for job in in_flight:
             job.result()
+        if refs and len(blank) == len(refs):  # raised inside the block: the store is discarded
+            raise InputError(
+                geometry.tiles.tiles[0].path.parent,
+                f"all {len(refs)} tiles of slice {args.slice} are entirely zero (nothing was recorded; acquisition failure?)",
+            )
 
     elapsed = time.perf_counter() - started
     raw_mb = sum(f.stat().st_size for t in geometry.tiles.tiles for f in t.path.glob("image_*.bin")) / 1e6
@@ -125,6 +142,8 @@ def run(args: argparse.Namespace) -> int:
         "n_holes": Metric(len(geometry.tiles.holes), "", "grid positions never acquired (zeros)",
                           "warning" if geometry.tiles.holes else "ok"),
         "raw_mb_per_s": Metric(round(raw_mb / elapsed, 2), "MB/s", "raw data decoded per second"),
+        "n_blank_tiles": Metric(len(blank), "", "tiles whose samples are all zero (nothing recorded)",
+                                "warning" if blank else "ok"),
     }
     if detection is not None:
         metrics["galvo_confidence"] = Metric(detection.confidence, "", "galvo band detection confidence")
@@ -138,6 +157,7 @@ def run(args: argparse.Namespace) -> int:
                   "shape": list(layout.shape), "elapsed_s": round(elapsed, 3)},
             params=p,
             metrics=metrics,
+            warnings=tuple(f"tile {name} is entirely zero (nothing recorded)" for name in sorted(blank)),
         ),
     )
     return 0
