@@ -50,16 +50,15 @@ def _central_tiles(geometry, n: int):
 
 def run(args: argparse.Namespace) -> int:
     import time
-    from concurrent.futures import ThreadPoolExecutor
 
     from serialoct.compute import apply_cpu_limits, get_backend
     from serialoct.io.acquisition import discover_slices, read_slice_geometry
-    from serialoct.io.omezarr import create_ome_zarr
+    from serialoct.io.slices import write_mosaic_grid
     from serialoct.io.raw import read_raw_frames, read_tile
     from serialoct.io.tables import Metric, StepMetrics, write_metrics
     from serialoct.preproc.galvo import detect_galvo_band
     from serialoct.correct.resample import resample_tile_isotropic
-    from serialoct.preproc.mosaic import assemble_shard, mosaic_layout
+    from serialoct.preproc.mosaic import mosaic_layout
     from serialoct.errors import InputError
 
     p = parameters_from_args(args, WORKFLOW, PARAMETERS)
@@ -90,7 +89,12 @@ def run(args: argparse.Namespace) -> int:
 
     blank = []  # tiles with no signal at all
 
-    def load(ref):
+    refs = {(t.ix, t.iy): t for t in geometry.tiles.tiles}
+
+    def make_tile(ix, iy):
+        ref = refs.get((ix, iy))
+        if ref is None:
+            return None  # never acquired: a hole (zeros)
         tile = read_tile(
             ref.path, galvo_band_start=band_start, fix_camera_shift=p["fix_camera_shift"], legacy_orientation=p["preprocess"]
         )
@@ -98,9 +102,8 @@ def run(args: argparse.Namespace) -> int:
             blank.append(ref.path.name)
         if p["resolution"] > 0:
             tile = resample_tile_isotropic(tile, native_voxel, resolution_um=p["resolution"], backend=backend)
-        return (ref.ix, ref.iy), tile
+        return tile
 
-    refs = {(t.ix, t.iy): t for t in geometry.tiles.tiles}
     extra = {
         "slice_id": args.slice,
         "tile_shape": list(layout.tile_shape),
@@ -111,29 +114,15 @@ def run(args: argparse.Namespace) -> int:
         "holes": [list(h) for h in geometry.tiles.holes],
         "galvo_band_start_applied": band_start,
     }
-    voxel_mm = tuple(v / 1000.0 for v in layout.voxel_size_um)
-    def write(out, region, tiles):
-        out.array[layout.region_slices(region)] = assemble_shard(region, tiles, layout.tile_shape)
 
-    # Decoding and shard compression overlap: while one shard is encoded, the next is decoded.
-    # At most `processes` shards are in flight, so memory stays a few shards.
-    in_flight = []
-    with ThreadPoolExecutor(max_workers=p["processes"]) as pool, create_ome_zarr(
-        args.output, layout.shape, voxel_size_mm=voxel_mm, chunks=layout.tile_shape, shards=layout.shards, extra_attrs=extra
-    ) as out:
-        for region in layout.shard_regions():
-            present = [refs[i] for i in region.tile_indices() if i in refs]
-            tiles = dict(pool.map(load, present))
-            in_flight.append(pool.submit(write, out, region, tiles))
-            if len(in_flight) >= p["processes"]:
-                in_flight.pop(0).result()
-        for job in in_flight:
-            job.result()
-        if refs and len(blank) == len(refs):  # raised inside the block: the store is discarded
+    def refuse_blank_slice():
+        if refs and len(blank) == len(refs):  # raised before the store is committed: nothing appears
             raise InputError(
                 geometry.tiles.tiles[0].path.parent,
                 f"all {len(refs)} tiles of slice {args.slice} are entirely zero (nothing was recorded; acquisition failure?)",
             )
+
+    write_mosaic_grid(args.output, layout, make_tile, extra=extra, workers=p["processes"], before_commit=refuse_blank_slice)
 
     elapsed = time.perf_counter() - started
     raw_mb = sum(f.stat().st_size for t in geometry.tiles.tiles for f in t.path.glob("image_*.bin")) / 1e6

@@ -1,0 +1,171 @@
+"""Per-slice OME-Zarr stores of the pipeline: mosaic grids (tile by tile) and stitched slices.
+
+A mosaic grid (formats.md §2) is read and written one tile or one shard at a
+time: the tile shape is the zarr chunk (how every tool finds tiles), and a
+new grid is assembled shard by shard (``sharding_factor**2`` tiles), each
+shard written once, so a step's memory is a few shards whatever the slice
+size. A stitched slice is small enough at the working resolution (hundreds
+of MB at most) to be read and written whole.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from serialoct.errors import FormatError
+from serialoct.io.omezarr import create_ome_zarr, open_ome_zarr
+from serialoct.preproc.mosaic import MosaicLayout, assemble_shard
+
+__all__ = ["MosaicGrid", "open_mosaic_grid", "write_mosaic_grid", "StitchedSlice", "read_slice", "write_slice", "SLICE_CHUNK"]
+
+#: Lateral chunk of a stitched slice: whole depth per chunk, so an A-line is one read.
+SLICE_CHUNK = 128
+SLICE_SHARD_FACTOR = 4
+
+
+@dataclass(frozen=True)
+class MosaicGrid:
+    """An opened mosaic grid: lazy access to its tiles.
+
+    Attributes
+    ----------
+    array : zarr.Array, shape (Z, GX * h, GY * w)
+    tile_shape : (int, int, int)
+        The zarr chunk, ``(z, h, w)``.
+    grid_shape : (int, int)
+    voxel_size_um : (float, float, float)
+        ``(z, x, y)`` in µm.
+    sharding_factor : int
+        Tiles per shard along each lateral axis (1 without sharding).
+    extra : dict
+        serialoct's group attributes (stage positions, overlap...); empty for other producers.
+    """
+
+    path: str
+    array: Any = field(repr=False)
+    tile_shape: tuple[int, int, int]
+    grid_shape: tuple[int, int]
+    voxel_size_um: tuple[float, float, float]
+    sharding_factor: int
+    extra: dict
+
+    def tile(self, ix: int, iy: int) -> np.ndarray:
+        """Tile ``(ix, iy)``, shape ``tile_shape``, float32."""
+        _, h, w = self.tile_shape
+        return np.asarray(self.array[:, ix * h : (ix + 1) * h, iy * w : (iy + 1) * w], dtype=np.float32)
+
+    def indices(self) -> Iterator[tuple[int, int]]:
+        """Every grid position, row-major."""
+        for ix in range(self.grid_shape[0]):
+            for iy in range(self.grid_shape[1]):
+                yield ix, iy
+
+
+def open_mosaic_grid(path: str | os.PathLike) -> MosaicGrid:
+    """Open a mosaic grid written by serialoct or the reference pipeline.
+
+    Raises
+    ------
+    FormatError
+        If the array is not 3D or its shape is not a whole number of tiles.
+    """
+    image = open_ome_zarr(path)
+    array = image.level(0)
+    if array.ndim != 3:
+        raise FormatError(path, f"a mosaic grid is 3D (z, y, x); found {array.ndim} axes")
+    tile = tuple(int(c) for c in array.chunks)
+    if array.shape[0] != tile[0] or array.shape[1] % tile[1] or array.shape[2] % tile[2]:
+        raise FormatError(path, f"shape {array.shape} is not a whole grid of {tile} tiles (the zarr chunk must be the tile)")
+    shards = getattr(array, "shards", None)
+    factor = 1 if not shards else max(1, shards[1] // tile[1])
+    voxel_um = tuple(v * 1000.0 for v in image.voxel_size_mm())
+    return MosaicGrid(
+        path=os.fspath(path),
+        array=array,
+        tile_shape=tile,
+        grid_shape=(array.shape[1] // tile[1], array.shape[2] // tile[2]),
+        voxel_size_um=voxel_um,
+        sharding_factor=factor,
+        extra=dict(image.extra_attrs or {}),
+    )
+
+
+def write_mosaic_grid(
+    path: str | os.PathLike,
+    layout: MosaicLayout,
+    make_tile: Callable[[int, int], np.ndarray | None],
+    *,
+    extra: Mapping[str, Any] | None = None,
+    workers: int = 1,
+    before_commit: Callable[[], None] | None = None,
+) -> None:
+    """Write a mosaic grid shard by shard; ``make_tile(ix, iy)`` gives each tile (None: a hole).
+
+    Tiles of a shard are made ``workers`` at a time, and the encoding of one
+    shard overlaps the making of the next: at most ``workers`` shards are in
+    flight. The store appears at ``path`` only when complete;
+    ``before_commit`` may raise to discard it (a check over all tiles).
+    """
+    voxel_mm = tuple(v / 1000.0 for v in layout.voxel_size_um)
+
+    def write(out, region, tiles):
+        out.array[layout.region_slices(region)] = assemble_shard(region, tiles, layout.tile_shape)
+
+    in_flight = []
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool, create_ome_zarr(
+        path, layout.shape, voxel_size_mm=voxel_mm, chunks=layout.tile_shape, shards=layout.shards, extra_attrs=extra
+    ) as out:
+        for region in layout.shard_regions():
+            indices = list(region.tile_indices())
+            made = dict(zip(indices, pool.map(lambda ij: make_tile(*ij), indices)))
+            tiles = {ij: tile for ij, tile in made.items() if tile is not None}
+            in_flight.append(pool.submit(write, out, region, tiles))
+            if len(in_flight) >= max(1, workers):
+                in_flight.pop(0).result()
+        for job in in_flight:
+            job.result()
+        if before_commit is not None:
+            before_commit()
+
+
+@dataclass(frozen=True, eq=False)
+class StitchedSlice:
+    """A stitched slice read whole: the volume, its voxel size and serialoct's attributes."""
+
+    volume: np.ndarray
+    voxel_size_um: tuple[float, float, float]
+    extra: dict
+
+
+def read_slice(path: str | os.PathLike) -> StitchedSlice:
+    """Read a stitched slice (level 0) into memory."""
+    image = open_ome_zarr(path)
+    return StitchedSlice(
+        volume=np.asarray(image.read(0), dtype=np.float32),
+        voxel_size_um=tuple(v * 1000.0 for v in image.voxel_size_mm()),
+        extra=dict(image.extra_attrs or {}),
+    )
+
+
+def write_slice(
+    path: str | os.PathLike,
+    volume: np.ndarray,
+    voxel_size_um: tuple[float, float, float],
+    *,
+    extra: Mapping[str, Any] | None = None,
+) -> None:
+    """Write a stitched slice: chunks span the whole depth and ``SLICE_CHUNK`` pixels laterally."""
+    z, rows, cols = volume.shape
+    chunks = (z, min(SLICE_CHUNK, rows), min(SLICE_CHUNK, cols))
+    shards = (z, min(rows, chunks[1] * SLICE_SHARD_FACTOR), min(cols, chunks[2] * SLICE_SHARD_FACTOR))
+    shards = (z, -(-shards[1] // chunks[1]) * chunks[1], -(-shards[2] // chunks[2]) * chunks[2])
+    with create_ome_zarr(
+        path, volume.shape, voxel_size_mm=tuple(v / 1000.0 for v in voxel_size_um), chunks=chunks, shards=shards, extra_attrs=extra
+    ) as out:
+        out.array[...] = volume
