@@ -36,6 +36,21 @@ STEPS: dict[str, tuple[str, str, str]] = {
         "preproc",
         "orthogonal views of a mosaic grid, as a PNG",
     ),
+    "resample_mosaic_grid": (
+        "serialoct.steps.resample_mosaic_grid",
+        "reconst_3d",
+        "resample a slice's mosaic grid to isotropic voxels of `resolution` µm",
+    ),
+    "fix_focal_curvature": (
+        "serialoct.steps.fix_focal_curvature",
+        "reconst_3d",
+        "remove the within-tile focal-curvature bowl (fix_curvature_enabled)",
+    ),
+    "fix_illumination": (
+        "serialoct.steps.fix_illumination",
+        "reconst_3d",
+        "BaSiC flat-field and darkfield correction of a slice's tiles (fix_illum_enabled)",
+    ),
 }
 
 __all__ = ["STEPS"]

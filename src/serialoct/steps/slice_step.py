@@ -1,0 +1,47 @@
+"""What every per-slice reconstruction step shares: its command-line inputs and its metrics.
+
+A reconstruction step reads one slice's OME-Zarr (``--input``), writes one
+(``--output``) and its metrics JSON (``--metrics``); the registry parameters
+it reads are declared by the step module (``PARAMETERS``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Mapping, Sequence
+
+from serialoct.steps.options import add_parameter_options
+
+WORKFLOW = "reconst_3d"
+
+__all__ = ["WORKFLOW", "add_slice_arguments", "write_step_metrics", "Timer"]
+
+
+def add_slice_arguments(parser: argparse.ArgumentParser, parameters: Sequence[str], *, what: str) -> None:
+    """``--input``, ``--output``, ``--slice``, ``--metrics`` and the step's registry options."""
+    parser.add_argument("--input", required=True, help=f"the slice's {what} (OME-Zarr)")
+    parser.add_argument("--output", required=True, help="OME-Zarr to write")
+    parser.add_argument("--slice", required=True, help="two-digit slice id")
+    parser.add_argument("--metrics", required=True, help="metrics JSON to write")
+    add_parameter_options(parser, WORKFLOW, parameters)
+
+
+class Timer:
+    """Wall time since creation, for the metrics."""
+
+    def __init__(self) -> None:
+        self.started = time.perf_counter()
+
+    @property
+    def elapsed_s(self) -> float:
+        return round(time.perf_counter() - self.started, 3)
+
+
+def write_step_metrics(args, step: str, params: Mapping, metrics: Mapping, timer: Timer, *, info=None, warnings=()) -> None:
+    """Write the step's metrics JSON (formats.md §5) with the common info."""
+    from serialoct.io.tables import StepMetrics, write_metrics
+
+    base = {"slice_id": args.slice, "input": args.input, "output": args.output, "elapsed_s": timer.elapsed_s}
+    write_metrics(args.metrics, StepMetrics(step, info={**base, **(info or {})}, params=dict(params), metrics=dict(metrics),
+                                            warnings=tuple(warnings)))
