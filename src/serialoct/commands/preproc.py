@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from serialoct.commands.workflow_options import add_workflow_arguments, overrides_from
+from serialoct.commands.workflow_options import add_workflow_arguments, execution_from, overrides_from
 
 WORKFLOW = "preproc"
 
@@ -22,13 +22,16 @@ def run(args: argparse.Namespace) -> int:
 
     from serialoct.io.acquisition import discover_slices
 
+    execution = execution_from(args)
     config = resolve(WORKFLOW, overrides_from(args, WORKFLOW))
     # Snakemake runs inside the output folder: every path it sees must be absolute.
     config["input"] = str(Path(config["input"]).resolve())
     config["output"] = str(Path(config["output"]).resolve())
     discover_slices(config["input"], old_layout=config["use_old_folder_structure"])  # a clear error before any work
-    cores = args.cores or cpu_budget(config["max_cpus"] or 0, config["reserved_cpus"])
+    # A cluster job gets its rule's threads; only a local run shares this machine's cores.
+    cores = (args.cores or cpu_budget(config["max_cpus"] or 0, config["reserved_cpus"])) if execution.is_local else None
     output = Path(config["output"])
+    report = None if args.dry_run else args.report
     result = run_workflow(
         WORKFLOW,
         config,
@@ -36,12 +39,20 @@ def run(args: argparse.Namespace) -> int:
         cores=cores,
         resources={"mosaic_forks": config["max_mosaic_forks"], "aip_forks": config["max_aip_forks"]},
         snakemake_args=["--dry-run"] if args.dry_run else [],
+        execution=execution,
+        report=report,
+        dag=args.dag,
     )
-    print(f"\npreprocessing of {config['input']} -> {output} ({result.elapsed_s:.1f} s)")
+    where = "" if execution.is_local else f" on {execution.executor}"
+    print(f"\npreprocessing of {config['input']} -> {output}{where} ({result.elapsed_s:.1f} s)")
     for slice_id, reason in result.failed.items():
         print(f"  slice {slice_id} FAILED and is excluded in slice_config.csv: {reason}")
     if result.ok and not args.dry_run:
         mosaics = sorted(output.glob("mosaic_grid_3d_z*.ome.zarr"))
         print(f"  {len(mosaics)} mosaic grid(s), shifts_xy.csv" + (", slice_config.csv" if config["generate_slice_config"] else ""))
+        if report:
+            print(f"  report: {Path(report).resolve()}")
+    if args.dag:
+        print(f"  DAG of jobs: {Path(args.dag).resolve()}")
     raise_for(result, output)
     return 0

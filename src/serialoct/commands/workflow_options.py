@@ -1,19 +1,26 @@
-"""Options shared by the workflow commands (``preproc``): every registry parameter, a config file, cores."""
+"""Options shared by the workflow commands (``preproc``): every registry parameter, a config file,
+and how the jobs run (cores, executor, Snakemake profile, jobs, retries, report, DAG)."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from serialoct.errors import InputError
 from serialoct.params import allowed_text, format_value, registry
 
+if TYPE_CHECKING:
+    from serialoct.workflows.execution import Execution
+
+EXECUTOR_CHOICES = ("local", "slurm")  # serialoct.workflows.execution.EXECUTORS, without importing it for --help
+
 
 def add_workflow_arguments(parser: argparse.ArgumentParser, workflow: str) -> None:
-    """``--PARAM VALUE`` for every parameter of ``workflow`` plus ``--config``, ``--cores``, ``--dry-run``."""
+    """``--PARAM VALUE`` for every parameter of ``workflow``, ``--config``, ``--dry-run`` and the execution options."""
     parser.add_argument("--config", metavar="FILE.yaml", help="parameters from a YAML file (command-line values win)")
-    parser.add_argument("--cores", type=int, help="cores to use at once (default: from max_cpus / reserved_cpus)")
     parser.add_argument("--dry-run", action="store_true", help="show what would run, run nothing")
+    add_execution_arguments(parser)
     group = parser.add_argument_group(f"parameters (see 'serialoct params {workflow}')")
     for name, p in registry(workflow).items():
         status = "" if p.implemented else "; not implemented yet"
@@ -21,6 +28,36 @@ def add_workflow_arguments(parser: argparse.ArgumentParser, workflow: str) -> No
             f"--{name}", metavar="VALUE", default=None,
             help=f"{p.description} [{allowed_text(p)}; default {format_value(p.default)}{status}]",
         )
+
+
+def add_execution_arguments(parser: argparse.ArgumentParser) -> None:
+    """Where and how the workflow's jobs run (docs/running.md)."""
+    group = parser.add_argument_group("execution (see docs/running.md)")
+    group.add_argument("--cores", type=int, metavar="N", help="local run: cores to use at once (default: from max_cpus / reserved_cpus)")
+    group.add_argument(
+        "--executor", choices=EXECUTOR_CHOICES, default=None,
+        help="run the jobs on this machine (local) or as SLURM jobs through the Snakemake SLURM executor plugin "
+        "(slurm) (default: the --snakemake-profile's executor, else local)",
+    )
+    group.add_argument(
+        "--snakemake-profile", metavar="NAME|PATH", default=None,
+        help="a site Snakemake profile layered over the shipped one of the executor: a folder with config.yaml, "
+        "a YAML file, or a name under ~/.config/snakemake/ (partition, account, per-rule resources)",
+    )
+    group.add_argument("--jobs", type=int, metavar="N", help="cluster run: most jobs queued or running at once (default: the profile's, 100)")
+    group.add_argument(
+        "--retries", type=int, metavar="N",
+        help="resubmit a failed job up to N times, with more memory and time each attempt (default: the profile's; slurm 2, local 0)",
+    )
+    group.add_argument("--report", metavar="FILE.html", help="after a completed run, write Snakemake's HTML report (jobs, runtimes, code)")
+    group.add_argument("--dag", metavar="FILE", help="before running, write the DAG of jobs: .dot or .mmd text, or .svg/.png/.pdf when Graphviz is installed")
+
+
+def execution_from(args: argparse.Namespace) -> Execution:
+    """The :class:`~serialoct.workflows.execution.Execution` the options ask for (validated)."""
+    from serialoct.workflows.execution import resolve_execution
+
+    return resolve_execution(executor=args.executor, profile=args.snakemake_profile, jobs=args.jobs, retries=args.retries, cores=args.cores)
 
 
 def overrides_from(args: argparse.Namespace, workflow: str) -> dict[str, object]:

@@ -9,8 +9,18 @@ A run is one or two Snakemake invocations in the output folder:
 
 Resume is Snakemake's: a rerun of the same command does only what is missing
 or out of date, and ``--rerun-incomplete`` redoes what a killed run left
-half-done. A stale lock left by a killed run is removed here (after checking
-that no serialoct run still owns the folder), so the user never has to.
+half-done. A stale lock left by a killed run, and the hidden temporaries of
+the writes it was killed in, are removed here (after checking that no
+serialoct run still owns the folder), so the user never has to.
+
+When a run does not complete, the error lines of the steps that failed in
+its last Snakemake invocation are returned, so the command can name the
+file and the problem instead of pointing at a folder of logs.
+
+Where the jobs run (this machine or SLURM) is an :class:`~serialoct.workflows.execution.Execution`:
+Snakemake profiles and options added to every pass. On request the runner
+also writes the DAG of jobs before the run (``--dag``) and Snakemake's HTML
+report, with the runtime of every job, after a run that completed (``--report``).
 """
 
 from __future__ import annotations
@@ -19,14 +29,16 @@ import logging
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from serialoct.errors import InputError, SerialOctError
-from serialoct.io.atomic import write_text_atomic
+from serialoct.io.atomic import make_output_dir, remove_stale_temporaries, write_bytes_atomic, write_text_atomic
 from serialoct.workflows import snakefile
+from serialoct.workflows.execution import Execution, check_report, dag_command
 from serialoct.workflows.targets import RUN_KEY, failed_slices
 
 __all__ = ["RunResult", "run_workflow"]
@@ -47,40 +59,81 @@ class RunResult:
         Slice id -> why its preprocessing was refused.
     elapsed_s : float
         Wall time of the run.
+    errors : tuple of str
+        When not ok: the errors reported by the steps that failed
+        (``"<path>: <problem> (step <name>)"``), from their logs.
     """
 
     ok: bool
     failed: dict[str, str] = field(default_factory=dict)
     elapsed_s: float = 0.0
+    errors: tuple[str, ...] = ()
 
 
-def _pid_alive(pid: int) -> bool:
+def _start_time(pid: int) -> str:
+    """When process ``pid`` started (clock ticks since boot, from /proc), or '' where /proc is absent."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return ""
+    return stat.rpartition(")")[2].split()[19]  # field 22 of proc(5); the name before ")" may hold spaces
+
+
+def _pid_alive(pid: int, started: str = "") -> bool:
+    """Process ``pid`` runs and, when its start time was recorded, is the same process (not a reused PID)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    return not started or _start_time(pid) in ("", started)
 
 
 def _claim(output: Path) -> Path:
     """Take the output folder for this process; clear what a killed run left behind."""
     pid_file = output / STATE_DIR / "run.pid"
     if pid_file.is_file():
-        try:
-            pid = int(pid_file.read_text().strip() or 0)
-        except ValueError:
-            pid = 0
-        if pid and pid != os.getpid() and _pid_alive(pid):
+        words = pid_file.read_text().split() + ["", ""]
+        pid = int(words[0]) if words[0].isdigit() else 0
+        if pid and pid != os.getpid() and _pid_alive(pid, words[1]):
             raise InputError(output, f"another serialoct run (pid {pid}) is using this output folder; wait for it or stop it")
     locks = output / ".snakemake" / "locks"
     if locks.is_dir() and any(locks.iterdir()):
         log.info("removing the stale lock of an interrupted run in %s", output)
         for lock in locks.iterdir():
             lock.unlink()
-    write_text_atomic(pid_file, f"{os.getpid()}\n")
+    # The folder is ours now: hidden temporaries can only be debris of killed writers.
+    remove_stale_temporaries(output)
+    write_text_atomic(pid_file, f"{os.getpid()} {_start_time(os.getpid())}\n")
     return pid_file
+
+
+_STEP_ERROR = "serialoct step: error: "
+
+
+def _step_errors(output: Path, since: float) -> tuple[str, ...]:
+    """Errors in the step logs written since ``since`` (a ``time.time()``), in log order.
+
+    A step refusing its input or output ends its log with ``serialoct step:
+    error: <path>: <problem>``; a step that crashed ends it with a traceback,
+    reported by its last line and the log's path.
+    """
+    errors: list[str] = []
+    logs = output / "logs"
+    for log_file in sorted(logs.rglob("*.log")) if logs.is_dir() else ():
+        try:
+            if log_file.stat().st_mtime < since:
+                continue
+            lines = [line.strip() for line in log_file.read_text(encoding="utf-8", errors="replace").splitlines()]
+        except OSError:
+            continue
+        step = log_file.relative_to(logs).parts[0].removesuffix(".log")
+        found = [f"{line[len(_STEP_ERROR):]} (step {step})" for line in lines if line.startswith(_STEP_ERROR)]
+        if not found and any(line.startswith("Traceback") for line in lines):
+            found = [f"{log_file}: step {step} crashed: {next(line for line in reversed(lines) if line)}"]
+        errors += [e for e in found if e not in errors]
+    return tuple(errors)
 
 
 def _write_config(output: Path, workflow: str, config: Mapping[str, object], run: Mapping[str, object]) -> Path:
@@ -91,13 +144,14 @@ def _write_config(output: Path, workflow: str, config: Mapping[str, object], run
     return path
 
 
-def _snakemake(workflow: str, output: Path, config_file: Path, cores: int, resources: Mapping[str, int], extra: Sequence[str]) -> int:
+def _snakemake(workflow: str, output: Path, config_file: Path, cores: int | None, resources: Mapping[str, int], extra: Sequence[str]) -> int:
     command = [
         sys.executable, "-m", "snakemake",
         "--snakefile", str(snakefile(workflow)),
         "--directory", str(output),
         "--configfile", str(config_file),
-        "--cores", str(cores),
+        # no --cores on a cluster: it would cap every job's threads (and so its --cpus-per-task)
+        *(["--cores", str(cores)] if cores is not None else []),
         "--keep-going",
         "--rerun-incomplete",
         "--printshellcmds" if log.isEnabledFor(logging.DEBUG) else "--quiet", "rules",
@@ -109,14 +163,60 @@ def _snakemake(workflow: str, output: Path, config_file: Path, cores: int, resou
     return subprocess.run(command, cwd=output).returncode
 
 
+def _snakemake_query(workflow: str, output: Path, config_file: Path, extra: Sequence[str]) -> subprocess.CompletedProcess:
+    """A Snakemake call that runs no job (``--dag``, ``--report``), its stdout captured."""
+    command = [
+        sys.executable, "-m", "snakemake",
+        "--snakefile", str(snakefile(workflow)),
+        "--directory", str(output),
+        "--configfile", str(config_file),
+        *extra,
+    ]
+    log.debug("running %s", " ".join(command))
+    return subprocess.run(command, cwd=output, stdout=subprocess.PIPE)
+
+
+def _write_dag(workflow: str, output: Path, config_file: Path, profile_args: Sequence[str], path: Path) -> None:
+    """The DAG of jobs as DOT or Mermaid text, or rendered by Graphviz (by ``path``'s suffix)."""
+    fmt, render = dag_command(path)
+    done = _snakemake_query(workflow, output, config_file, [*profile_args, "--dag", fmt])
+    if done.returncode != 0:
+        raise SerialOctError(f"Snakemake could not build the DAG of jobs for {path}; see the messages above")
+    if render is None:
+        write_bytes_atomic(path, done.stdout)
+    else:
+        image = subprocess.run(render, input=done.stdout, stdout=subprocess.PIPE, check=False)
+        if image.returncode != 0:
+            raise SerialOctError(f"Graphviz could not render {path} (exit status {image.returncode})")
+        write_bytes_atomic(path, image.stdout)
+    log.info("wrote the DAG of jobs to %s", path)
+
+
+def _write_report(workflow: str, output: Path, config_file: Path, profile_args: Sequence[str], path: Path) -> None:
+    """Snakemake's HTML report of the run (jobs, runtimes, code) at ``path``."""
+    make_output_dir(path.parent)
+    # Snakemake writes the report itself: it writes in a hidden folder beside it and the report is
+    # renamed into place, so an interrupted one never sits under the final name. The suffix
+    # (.html or .zip) tells Snakemake the format.
+    with tempfile.TemporaryDirectory(dir=path.parent, prefix=f".{path.name}.") as tmp:
+        partial = Path(tmp) / path.name
+        if _snakemake_query(workflow, output, config_file, [*profile_args, "--report", str(partial)]).returncode != 0:
+            raise SerialOctError(f"the run completed but Snakemake could not write the report {path}; see the messages above")
+        os.replace(partial, path)
+    log.info("wrote the run report to %s", path)
+
+
 def run_workflow(
     workflow: str,
     config: Mapping[str, object],
     output: str | os.PathLike,
     *,
-    cores: int,
+    cores: int | None,
     resources: Mapping[str, int] | None = None,
     snakemake_args: Sequence[str] = (),
+    execution: Execution | None = None,
+    report: str | os.PathLike | None = None,
+    dag: str | os.PathLike | None = None,
 ) -> RunResult:
     """Run ``workflow`` on a resolved configuration into ``output``.
 
@@ -128,40 +228,71 @@ def run_workflow(
         Resolved parameters (:func:`serialoct.params.resolve`).
     output : path
         The output folder (created if missing); Snakemake's working directory.
-    cores : int
-        Cores Snakemake may use at once.
+    cores : int or None
+        Cores Snakemake may use at once; None on a cluster (each job gets its rule's threads).
     resources : mapping, optional
         Global Snakemake resources (``mosaic_forks``...).
     snakemake_args : sequence of str
         Extra Snakemake arguments (``--dry-run``...).
+    execution : Execution, optional
+        Executor, profiles, ``--jobs``, ``--retries``; None runs Snakemake with its own defaults.
+    report : path, optional
+        Write Snakemake's HTML report (every job with its runtime) here after a run that completed.
+    dag : path, optional
+        Write the DAG of jobs here before running (``.dot``, ``.mmd``, or rendered ``.svg``/``.png``/``.pdf``).
 
     Raises
     ------
     InputError
         If another serialoct run owns the output folder.
+    ParameterError
+        If ``dag`` or ``report`` has a suffix that cannot be written.
     """
     from serialoct.steps.records import read_failure
 
     started = time.perf_counter()
     output = Path(output).resolve()
-    output.mkdir(parents=True, exist_ok=True)
+    # resolved from the caller's folder now, since Snakemake runs inside the output folder
+    report, dag = (Path(p).resolve() if p is not None else None for p in (report, dag))
+    # a DAG or report file that cannot be written is refused before any work
+    if dag is not None:
+        dag_command(dag)
+    if report is not None:
+        check_report(report)
+    profile_args = execution.profile_args() if execution is not None else []
+    run_args = [*(execution.run_args() if execution is not None else []), *snakemake_args]
+    output = make_output_dir(output)
     pid_file = _claim(output)
     command = f"{sys.executable} -m serialoct"
     try:
         first = _write_config(output, workflow, config, {"command": command, "skip_failed": False})
-        rc = _snakemake(workflow, output, first, cores, resources or {}, snakemake_args)
+        if dag is not None:
+            _write_dag(workflow, output, first, profile_args, dag)
+        config_file = first
+        since = time.time()
+        rc = _snakemake(workflow, output, first, cores, resources or {}, run_args)
         failed = {s: read_failure(output / "failed" / f"z{s}.json") for s in failed_slices(output)}
         if rc != 0 and failed:
             log.warning("%d slice(s) failed: finishing the run without them", len(failed))
             second = _write_config(output, workflow, config, {"command": command, "skip_failed": True})
-            rc = _snakemake(workflow, output, second, cores, resources or {}, snakemake_args)
+            config_file = second
+            since = time.time()
+            rc = _snakemake(workflow, output, second, cores, resources or {}, run_args)
+        if report is not None and rc == 0:
+            _write_report(workflow, output, config_file, profile_args, report)
     finally:
         pid_file.unlink(missing_ok=True)
     reasons = {s: f"{r.step}: {r.error}" for s, r in sorted(failed.items())}
-    return RunResult(ok=rc == 0, failed=reasons, elapsed_s=time.perf_counter() - started)
+    errors = _step_errors(output, since) if rc != 0 else ()
+    return RunResult(ok=rc == 0, failed=reasons, elapsed_s=time.perf_counter() - started, errors=errors)
 
 
 def raise_for(result: RunResult, output: str | os.PathLike) -> None:
-    """Turn a run that did not complete into an error pointing at the logs."""
-    if not result.ok:
-        raise SerialOctError(f"the workflow did not complete; see the messages above and the logs in {Path(output) / 'logs'}")
+    """Turn a run that did not complete into an error naming the first step error and the logs."""
+    if result.ok:
+        return
+    logs = Path(output) / "logs"
+    if not result.errors:
+        raise SerialOctError(f"the workflow did not complete; see the messages above and the logs in {logs}")
+    more = f" (and {len(result.errors) - 1} more error(s))" if len(result.errors) > 1 else ""
+    raise SerialOctError(f"{result.errors[0]}{more}; the workflow did not complete, see the logs in {logs}")

@@ -11,6 +11,9 @@ rule create_mosaic_grid:
     threads: config["processes"]
     resources:
         mosaic_forks=1,
+        mem_mb=memory_mb("create_mosaic_grid", config),
+        runtime=runtime_min("create_mosaic_grid"),
+        gpu=gpus("create_mosaic_grid", config),
     params:
         options=step_options(config, "create_mosaic_grid"),
         failure=lambda wc: failure_record(wc.slice),

@@ -9,6 +9,9 @@ rule generate_aip:
         "benchmarks/generate_aip/z{slice}.tsv"
     resources:
         aip_forks=1,
+        mem_mb=memory_mb("generate_aip", config),
+        runtime=runtime_min("generate_aip"),
+        gpu=gpus("generate_aip", config),
     params:
         options=step_options(config, "generate_aip"),
     shell:
@@ -24,5 +27,8 @@ rule preview_mosaic_grid:
         "logs/preview_mosaic_grid/z{slice}.log",
     benchmark:
         "benchmarks/preview_mosaic_grid/z{slice}.tsv"
+    resources:
+        mem_mb=memory_mb("preview_mosaic_grid", config),
+        runtime=runtime_min("preview_mosaic_grid"),
     shell:
         "SERIALOCT_MAX_CPUS={threads} {SERIALOCT} step preview_mosaic_grid --input {input} --output {output} > {log} 2>&1"

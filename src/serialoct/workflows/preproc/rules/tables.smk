@@ -8,6 +8,9 @@ rule estimate_xy_shifts:
         "logs/estimate_xy_shifts.log",
     benchmark:
         "benchmarks/estimate_xy_shifts.tsv"
+    resources:
+        mem_mb=memory_mb("estimate_xy_shifts", config),
+        runtime=runtime_min("estimate_xy_shifts"),
     params:
         options=step_options(config, "estimate_xy_shifts"),
     shell:
@@ -25,6 +28,9 @@ rule generate_slice_config:
         "logs/generate_slice_config.log",
     benchmark:
         "benchmarks/generate_slice_config.tsv"
+    resources:
+        mem_mb=memory_mb("generate_slice_config", config),
+        runtime=runtime_min("generate_slice_config"),
     params:
         options=step_options(config, "generate_slice_config"),
     shell:
