@@ -28,3 +28,21 @@ def small_plan():
 def small_grid(small_plan, tmp_path_factory):
     """Slice 03 of the small preset: 4x4 tiles of 64x96x96, 12 µm pixels, 8 µm axial."""
     return write_synthetic_grid(tmp_path_factory.mktemp("grid") / "mosaic_grid_3d_z03.ome.zarr", small_plan, SLICE)
+
+
+@pytest.fixture(scope="session")
+def small_slice_volume(small_plan):
+    """Slice 03's unshaded tiles pasted edge to edge: a stand-in for a stitched slice (64 x 384 x 384)."""
+    import numpy as np
+
+    rows = [np.concatenate([render_tile(small_plan, SLICE, ix, iy, flat_field=False) for iy in range(4)], axis=2) for ix in range(4)]
+    return np.concatenate(rows, axis=1)
+
+
+@pytest.fixture(scope="session")
+def small_slice(small_slice_volume, tmp_path_factory):
+    from serialoct.io.slices import write_slice
+
+    path = tmp_path_factory.mktemp("slice") / "slice_z03.ome.zarr"
+    write_slice(path, small_slice_volume, (8.0, 12.0, 12.0))
+    return path

@@ -61,3 +61,58 @@ def test_an_empty_slice_is_copied_with_a_warning_not_a_crash(small_plan, tmp_pat
     write_mosaic_grid(empty, MosaicLayout((8, 16, 16), (3, 3), (8.0, 12.0, 12.0), 2), lambda ix, iy: None)  # nothing recorded
     out, metrics = _step("fix_illumination", empty, tmp_path / "i.ome.zarr")
     assert not out.array[...].any() and metrics["overall_status"] == "warning"
+
+
+def _slice_step(name, source, out, *options):
+    from serialoct.io.slices import read_slice
+
+    metrics = out.with_suffix(".json")
+    assert main(["step", name, "--input", str(source), "--output", str(out), "--slice", SLICE, "--metrics", str(metrics),
+                 "--no-use_gpu", *options]) == 0
+    return read_slice(out), json.loads(metrics.read_text())
+
+
+FOCUS_TOLERANCE_VOX = 1.5
+
+
+def test_beam_profile_fit_finds_the_true_focus_and_flattens_agarose(small_slice, small_plan, tmp_path):
+    corrected, metrics = _slice_step("beam_profile_correction", small_slice, tmp_path / "b.ome.zarr")
+    c = small_plan.config
+    true_focus = c.focus_depth_um / c.axial_resolution_um + small_plan.curvature_vox.mean()
+    assert metrics["metrics"]["applied"]["value"] is True
+    assert abs(metrics["metrics"]["focus_vox"]["value"] - true_focus) < FOCUS_TOLERANCE_VOX
+    assert corrected.extra["water_level"] > 0  # carried forward for attenuation compensation
+
+
+def test_crop_puts_the_surface_at_the_top_and_keeps_what_is_below(small_slice, small_slice_volume, tmp_path):
+    cropped, metrics = _slice_step("crop_interface", small_slice, tmp_path / "c.ome.zarr", "--crop_interface_out_depth", "300")
+    volume = cropped.volume
+    assert volume.shape[0] == round(300 / 8)  # 300 µm at 8 µm voxels (enough data below every surface)
+    water = cropped.extra["water_level"]
+    tissue = small_slice_volume.max(axis=0) > 10 * water  # A-lines with signal
+    assert np.median(volume[1, tissue]) > 5 * water  # the first planes are tissue, not water
+    assert metrics["metrics"]["surface_found_fraction"]["value"] > 0.9
+
+
+def test_attenuation_compensation_removes_the_depth_decay(small_slice, tmp_path):
+    cropped, _ = _slice_step("crop_interface", small_slice, tmp_path / "c.ome.zarr", "--crop_interface_out_depth", "300")
+    compensated, _ = _slice_step("compensate_attenuation", tmp_path / "c.ome.zarr", tmp_path / "a.ome.zarr")
+    tissue = cropped.volume[:4].mean(axis=0) > 5 * cropped.extra["water_level"]
+
+    def decay(volume):  # ratio of the deep to the shallow tissue signal
+        profile = volume[:, tissue].mean(axis=1)
+        return profile[-8:].mean() / profile[:8].mean()
+
+    assert decay(cropped.volume) < 0.5  # the raw signal fades with depth
+    # Compensated: the decay is gone; the ratio may exceed 1 because the phantom's deep layers
+    # (white matter) reflect more than the cortex near the surface.
+    assert 0.8 < decay(compensated.volume) < 2.0
+
+
+def test_normalisation_maps_tissue_to_0_1_and_background_to_0(small_slice, tmp_path):
+    normalized, metrics = _slice_step("normalize", small_slice, tmp_path / "n.ome.zarr", "--clip_percentile_upper", "99")
+    volume = normalized.volume
+    assert volume.min() == 0.0 and volume.max() == 1.0
+    tissue_fraction = metrics["metrics"]["tissue_fraction"]["value"]
+    assert (volume > 0).mean() == pytest.approx(tissue_fraction, abs=0.01)
+    assert (volume[volume > 0] >= 1.0).mean() == pytest.approx(0.01, abs=0.005)  # the top 1 % is clipped to 1

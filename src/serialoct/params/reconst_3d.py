@@ -59,7 +59,7 @@ STEPS: tuple[str, ...] = (
 )
 
 #: Names of the parameters serialoct honours; every other one must stay at its default.
-IMPLEMENTED: frozenset[str] = frozenset({"resolution", "use_gpu", "processes"})
+IMPLEMENTED: frozenset[str] = frozenset({"resolution", "use_gpu", "processes", "crop_interface_out_depth", "clip_percentile_upper"})
 
 _AT_LEAST_1 = Bounds(low=1)
 _CORRELATION = Bounds(low=-1, high=1)

@@ -51,6 +51,26 @@ STEPS: dict[str, tuple[str, str, str]] = {
         "reconst_3d",
         "BaSiC flat-field and darkfield correction of a slice's tiles (fix_illum_enabled)",
     ),
+    "beam_profile_correction": (
+        "serialoct.steps.beam_profile_correction",
+        "reconst_3d",
+        "divide the focal beam's depth profile, fitted on agarose, out of a stitched slice",
+    ),
+    "crop_interface": (
+        "serialoct.steps.crop_interface",
+        "reconst_3d",
+        "align the tissue surface to the top and keep crop_interface_out_depth µm below it",
+    ),
+    "compensate_attenuation": (
+        "serialoct.steps.compensate_attenuation",
+        "reconst_3d",
+        "depth-resolved attenuation compensation with a bounded gain",
+    ),
+    "normalize": (
+        "serialoct.steps.normalize",
+        "reconst_3d",
+        "background to 0, one scale per slice, clipped at clip_percentile_upper",
+    ),
 }
 
 __all__ = ["STEPS"]

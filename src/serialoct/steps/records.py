@@ -46,7 +46,7 @@ def read_failure(path: str | os.PathLike) -> FailureRecord:
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
         return FailureRecord(slice_id=str(data["slice_id"]), step=str(data["step"]), error=str(data["error"]))
-    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as exc:
         raise FormatError(path, f"not a failure record ({exc})") from None
 
 

@@ -38,10 +38,22 @@ class Timer:
         return round(time.perf_counter() - self.started, 3)
 
 
+def _finite(metric):
+    """A metric whose value is NaN or infinite (nothing measured) is written as null."""
+    import dataclasses
+    import math
+
+    value = metric.value
+    if isinstance(value, float) and not math.isfinite(value):
+        return dataclasses.replace(metric, value=None)
+    return metric
+
+
 def write_step_metrics(args, step: str, params: Mapping, metrics: Mapping, timer: Timer, *, info=None, warnings=()) -> None:
     """Write the step's metrics JSON (formats.md §5) with the common info."""
     from serialoct.io.tables import StepMetrics, write_metrics
 
+    metrics = {name: _finite(m) for name, m in metrics.items()}
     base = {"slice_id": args.slice, "input": args.input, "output": args.output, "elapsed_s": timer.elapsed_s}
     write_metrics(args.metrics, StepMetrics(step, info={**base, **(info or {})}, params=dict(params), metrics=dict(metrics),
                                             warnings=tuple(warnings)))

@@ -1,0 +1,39 @@
+"""Step ``normalize``: background to 0 and one scale per slice, clipped at ``clip_percentile_upper``."""
+
+from __future__ import annotations
+
+import argparse
+
+from serialoct.steps.slice_step import WORKFLOW, add_slice_arguments
+
+PARAMETERS = ("clip_percentile_upper", "use_gpu")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_slice_arguments(parser, PARAMETERS, what="compensated slice")
+
+
+def run(args: argparse.Namespace) -> int:
+    from serialoct.compute import apply_cpu_limits, get_backend
+    from serialoct.correct.normalize import normalize
+    from serialoct.io.slices import read_slice, write_slice
+    from serialoct.io.tables import Metric
+    from serialoct.steps.options import parameters_from_args
+    from serialoct.steps.slice_step import Timer, write_step_metrics
+
+    p = parameters_from_args(args, WORKFLOW, PARAMETERS)
+    timer = Timer()
+    apply_cpu_limits()
+    backend = get_backend(p["use_gpu"])
+    compensated = read_slice(args.input)
+    result = normalize(compensated.volume, clip_percentile_upper=p["clip_percentile_upper"], backend=backend)
+    n = result.normalization
+    write_slice(args.output, result.volume, compensated.voxel_size_um, extra=compensated.extra)
+    write_step_metrics(args, "normalize", p, {
+        "clip_value": Metric(n.clip_value, "intensity", f"the {p['clip_percentile_upper']}th percentile of tissue"),
+        "background_threshold": Metric(n.background_threshold, "intensity", "below this: background, set to 0"),
+        "tissue_fraction": Metric(round(n.tissue_fraction, 4), "", "voxels above the background threshold",
+                                  "warning" if n.tissue_fraction < 0.01 else "ok"),
+        "separability": Metric(n.separability, "", "Otsu separability of background and tissue (1 = clean)"),
+    }, timer, warnings=(n.reason,) if n.reason else ())
+    return 0
