@@ -59,7 +59,13 @@ STEPS: tuple[str, ...] = (
 )
 
 #: Names of the parameters serialoct honours; every other one must stay at its default.
-IMPLEMENTED: frozenset[str] = frozenset({"resolution", "use_gpu", "processes", "crop_interface_out_depth", "clip_percentile_upper"})
+IMPLEMENTED: frozenset[str] = frozenset({
+    "input", "output", "resolution", "use_gpu", "processes", "crop_interface_out_depth", "clip_percentile_upper",
+    "fix_curvature_enabled", "fix_illum_enabled", "stitch_preview",
+    "use_motor_positions_for_stitching", "stitch_overlap_fraction", "stitch_blending_method", "max_blend_refinement_px",
+    "stitch_global_transform", "stitch_global_transform_slices", "stitch_global_transform_histogram_match",
+    "stitch_global_transform_max_empty_fraction", "stitch_global_transform_n_samples", "stitch_global_transform_seed",
+})
 
 _AT_LEAST_1 = Bounds(low=1)
 _CORRELATION = Bounds(low=-1, high=1)

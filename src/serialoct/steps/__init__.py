@@ -51,6 +51,16 @@ STEPS: dict[str, tuple[str, str, str]] = {
         "reconst_3d",
         "BaSiC flat-field and darkfield correction of a slice's tiles (fix_illum_enabled)",
     ),
+    "estimate_global_transform": (
+        "serialoct.steps.estimate_global_transform",
+        "reconst_3d",
+        "fit one tile-layout matrix on a pool of slices (stitch_global_transform)",
+    ),
+    "stitch_3d_with_refinement": (
+        "serialoct.steps.stitch_3d_with_refinement",
+        "reconst_3d",
+        "place a slice's tiles (motor layout refined by registration) and blend them",
+    ),
     "beam_profile_correction": (
         "serialoct.steps.beam_profile_correction",
         "reconst_3d",

@@ -63,6 +63,17 @@ RULES: dict[str, RuleCost] = {
     "preview_mosaic_grid": RuleCost(base_mb=1000, runtime_min=30),
     "estimate_xy_shifts": RuleCost(base_mb=500, runtime_min=15),
     "generate_slice_config": RuleCost(base_mb=500, runtime_min=15),
+    # Reconstruction, per slice: a mosaic-grid step holds a few shards; a stitched-slice step
+    # holds the slice at the working resolution (hundreds of MB) and two or three working copies.
+    "resample_mosaic_grid": RuleCost(base_mb=1500, runtime_min=60, gpu_capable=True),
+    "fix_focal_curvature": RuleCost(base_mb=1500, runtime_min=60, gpu_capable=True),
+    "fix_illumination": RuleCost(base_mb=1500, runtime_min=60, gpu_capable=True),
+    "stitch_3d_with_refinement": RuleCost(base_mb=4000, runtime_min=60, gpu_capable=True),
+    "beam_profile_correction": RuleCost(base_mb=4000, runtime_min=30, gpu_capable=True),
+    "crop_interface": RuleCost(base_mb=4000, runtime_min=30, gpu_capable=True),
+    "compensate_attenuation": RuleCost(base_mb=4000, runtime_min=30, gpu_capable=True),
+    "normalize": RuleCost(base_mb=4000, runtime_min=30, gpu_capable=True),
+    "preview_stitched_slice": RuleCost(base_mb=2000, runtime_min=15),
 }
 
 
