@@ -5,8 +5,8 @@ process per step and slice, so heavy libraries are imported inside the
 functions that use them.
 """
 
-from serialoct.errors import FormatError, InputError, ParameterError, SerialOctError
+from serialoct.errors import FormatError, InputError, OutputError, ParameterError, SerialOctError
 
 __version__ = "0.1.0"
 
-__all__ = ["FormatError", "InputError", "ParameterError", "SerialOctError", "__version__"]
+__all__ = ["FormatError", "InputError", "OutputError", "ParameterError", "SerialOctError", "__version__"]

@@ -87,3 +87,24 @@ def test_a_second_run_does_nothing(reconstructed, capfd):
     assert run_workflow("reconst_3d", params, out, cores=2).ok
     assert "Nothing to be done" in capfd.readouterr().err
     assert (out / "normalize" / "slice_z02.ome.zarr" / "zarr.json").stat().st_mtime_ns == before
+
+
+GLOBAL_AFFINE_TOLERANCE = 0.01  # the synthetic stage has no scale or rotation error: the matrix is the identity
+
+
+def test_the_pooled_layout_matrix_is_the_identity_of_a_true_stage(reconstructed, tmp_path):
+    _, out, _ = reconstructed
+    inputs = sorted(str(p) for p in (out / "fix_illumination").glob("slice_z0[12].ome.zarr"))
+    assert main(["step", "estimate_global_transform", "--inputs", *inputs, "--output", str(tmp_path / "g.json"),
+                 "--no-use_gpu", "--stitch_global_transform_slices", "1,2"]) == 0
+    fit = json.loads((tmp_path / "g.json").read_text())
+    assert fit["slices"] == ["01", "02"] and fit["n_used"] > 10
+    np.testing.assert_allclose(fit["affine"], np.eye(2), atol=GLOBAL_AFFINE_TOLERANCE)
+
+
+def test_an_unknown_pool_slice_is_refused(reconstructed, tmp_path, capsys):
+    _, out, _ = reconstructed
+    inputs = [str(p) for p in (out / "fix_illumination").glob("slice_z0[12].ome.zarr")]
+    assert main(["step", "estimate_global_transform", "--inputs", *inputs, "--output", str(tmp_path / "g.json"),
+                 "--no-use_gpu", "--stitch_global_transform_slices", "9"]) == 2
+    assert "stitch_global_transform_slices" in capsys.readouterr().err

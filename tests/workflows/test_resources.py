@@ -20,9 +20,8 @@ def _config(raw: Path, **values) -> dict:
 
 
 def test_every_rule_of_the_workflow_declares_memory_and_runtime_from_this_module():
-    rules_dir = WORKFLOWS_DIR / "preproc" / "rules"
     declared = {}
-    for smk in rules_dir.glob("*.smk"):
+    for smk in WORKFLOWS_DIR.glob("*/rules/*.smk"):
         for name, body in re.findall(r"^rule (\w+):\n((?:[ \t]+.*\n|\n)*)", smk.read_text(), flags=re.M):
             declared[name] = body
     assert set(declared) == set(RULES)

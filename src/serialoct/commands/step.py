@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 
-from serialoct.errors import SerialOctError
+from serialoct.errors import OutputError, SerialOctError
 from serialoct.steps import STEPS
 
 
@@ -27,6 +27,8 @@ def run(args: argparse.Namespace) -> int:
     module = importlib.import_module(STEPS[args.step][0])
     try:
         status = module.run(args)
+    except OutputError:
+        raise  # a full disk or an unwritable folder is not the slice's fault: no failure record, the run stops
     except SerialOctError as exc:
         if args.failure_record:
             write_failure(args.failure_record, FailureRecord(getattr(args, "slice", "") or "", args.step, str(exc)))

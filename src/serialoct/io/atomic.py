@@ -5,25 +5,137 @@ sibling, never a half-written file or folder under the final name, so a
 workflow engine that sees the final path can trust it (DESIGN.md, principle 6).
 The temporary lives in the same directory as the final path so that the
 rename stays on one file system and is atomic for files.
+
+A process killed outright (SIGKILL, power loss) cannot clean up after
+itself: its temporaries stay behind, hidden. Whoever owns the output folder
+(the workflow runner) removes them with :func:`remove_stale_temporaries`
+before it starts. Staleness is decided by ownership, not by the PID in the
+name, which means nothing on a file system shared by several machines.
+
+A full disk or a folder that cannot be written is reported as an
+:class:`~serialoct.errors.OutputError` naming the output, not as a bare
+``OSError``.
 """
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
+import re
 import secrets
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["atomic_output", "write_bytes_atomic", "write_text_atomic"]
+from serialoct.errors import OutputError
+
+__all__ = [
+    "atomic_output",
+    "make_output_dir",
+    "output_error",
+    "remove_stale_temporaries",
+    "write_bytes_atomic",
+    "write_text_atomic",
+]
 
 logger = logging.getLogger(__name__)
+
+#: Names of the hidden siblings this module creates: ``.NAME.tmp-PID-HEX`` / ``.NAME.old-PID-HEX``.
+TEMPORARY_RE = re.compile(r"^\..+\.(tmp|old)-\d+-[0-9a-f]{8}$")
+_FULL = {errno.ENOSPC, errno.EDQUOT}
+_NOT_WRITABLE = {errno.EACCES, errno.EPERM, errno.EROFS}
 
 
 def _sibling(final: Path, tag: str) -> Path:
     return final.with_name(f".{final.name}.{tag}-{os.getpid()}-{secrets.token_hex(4)}")
+
+
+def output_error(final: str | os.PathLike, exc: OSError) -> OutputError | None:
+    """The :class:`OutputError` for an ``OSError`` raised while writing ``final``, or None.
+
+    A full disk or quota (``ENOSPC``, ``EDQUOT``) is always about
+    the output. A permission or read-only error (``EACCES``, ``EPERM``,
+    ``EROFS``) is only when it names the output, its temporary or its folder
+    (or names nothing): an unreadable *input* opened while writing stays the
+    reader's error. Anything else is None (the caller re-raises it as is).
+    """
+    final = Path(os.path.abspath(final))
+    folder = final.parent
+    if exc.errno in _FULL:
+        free = ""
+        try:
+            free = f" ({shutil.disk_usage(folder).free:,} bytes free)"
+        except OSError:
+            pass
+        return OutputError(final, f"no space left on device while writing it{free}; free some space and rerun to resume")
+    if exc.errno in _NOT_WRITABLE:
+        named = [Path(os.path.abspath(os.fsdecode(f))) for f in (exc.filename, exc.filename2) if f is not None]
+        if not named or any(_belongs_to(n, final) for n in named):
+            return OutputError(
+                folder,
+                f"output folder is not writable ({exc.strerror}) while writing {final.name}; "
+                "choose another output folder or fix its permissions",
+            )
+    return None
+
+
+def _belongs_to(path: Path, final: Path) -> bool:
+    """``path`` is the output, its folder, one of its hidden siblings, or inside one of them."""
+    if path == final.parent:
+        return True
+    prefix = f".{final.name}."
+    return any(p == final or (p.parent == final.parent and p.name.startswith(prefix)) for p in (path, *path.parents))
+
+
+def make_output_dir(path: str | os.PathLike) -> Path:
+    """Create an output folder (and its parents) if missing.
+
+    Raises
+    ------
+    OutputError
+        If it cannot be created (read-only file system, no permission, disk full).
+    """
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise OutputError(path, "exists and is not a folder; choose another output path") from None
+    except OSError as exc:
+        if exc.errno in _FULL:
+            raise OutputError(path, "no space left on device to create this folder") from exc
+        raise OutputError(path, f"output folder cannot be created ({exc.strerror}); choose another output folder or fix its permissions") from exc
+    return path
+
+
+def remove_stale_temporaries(folder: str | os.PathLike, *, depth: int = 1) -> list[Path]:
+    """Delete the hidden temporaries that killed writers left in ``folder``.
+
+    Only names made by :func:`atomic_output` (``.NAME.tmp-PID-HEX``,
+    ``.NAME.old-PID-HEX``) are removed, in ``folder`` and in its
+    sub-folders down to ``depth`` levels (Snakemake's ``.snakemake`` folder
+    and ``*.zarr`` stores are not entered). Call it only when no other
+    process can be writing there: the workflow runner owns its output
+    folder (``.serialoct/run.pid``) and calls it before it starts.
+
+    Returns
+    -------
+    list of pathlib.Path
+        What was removed.
+    """
+    removed: list[Path] = []
+    folder = Path(folder)
+    if not folder.is_dir():
+        return removed
+    for entry in sorted(folder.iterdir()):
+        if TEMPORARY_RE.match(entry.name):
+            _remove(entry)
+            logger.info("removed %s, left by an interrupted write", entry)
+            removed.append(entry)
+        elif depth > 0 and entry.is_dir() and not entry.is_symlink() and entry.name != ".snakemake" and not entry.name.endswith(".zarr"):
+            removed += remove_stale_temporaries(entry, depth=depth - 1)
+    return removed
 
 
 def _remove(path: Path) -> None:
@@ -32,6 +144,14 @@ def _remove(path: Path) -> None:
         path.unlink()
     elif path.is_dir():
         shutil.rmtree(path)
+
+
+def _remove_quietly(path: Path) -> None:
+    """Best-effort cleanup on the error path: never hide the original error behind a second one."""
+    try:
+        _remove(path)
+    except OSError as exc:
+        logger.warning("could not remove the temporary %s: %s", path, exc)
 
 
 def _move_into_place(new: Path, final: Path) -> None:
@@ -79,6 +199,9 @@ def atomic_output(final_path: str | os.PathLike) -> Iterator[Path]:
     ------
     FileNotFoundError
         If the body finished without creating anything at the temporary path.
+    OutputError
+        If the disk fills up or the folder is not writable (an ``OSError``
+        of the body or of the rename, translated by :func:`output_error`).
 
     Notes
     -----
@@ -95,15 +218,18 @@ def atomic_output(final_path: str | os.PathLike) -> Iterator[Path]:
     'a,b\\n1,2\\n'
     """
     final = Path(final_path)
-    final.parent.mkdir(parents=True, exist_ok=True)
+    make_output_dir(final.parent)
     tmp = _sibling(final, "tmp")
     try:
         yield tmp
         if not os.path.lexists(tmp):
             raise FileNotFoundError(f"{final}: nothing was written to the temporary path {tmp.name}")
         _move_into_place(tmp, final)
-    except BaseException:
-        _remove(tmp)
+    except BaseException as exc:
+        _remove_quietly(tmp)
+        translated = output_error(final, exc) if isinstance(exc, OSError) and not isinstance(exc, FileNotFoundError) else None
+        if translated is not None:
+            raise translated from exc
         raise
 
 

@@ -13,6 +13,7 @@ detection lives in :mod:`serialoct.preproc.galvo`.
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -141,12 +142,19 @@ def parse_info_text(text: str, path: str | os.PathLike = "info.txt") -> dict[str
     return values
 
 
+# Header integers are sizes and indices of one tile: anything beyond 2**31 is a corrupted
+# value, and refusing it here keeps huge Python ints away from float and NumPy arithmetic.
+_MAX_HEADER_INT = 2**31
+
+
 def _get_int(values: dict, key: str, path, default: int | None = None) -> int | None:
     if key not in values:
         return default
     value = values[key]
-    if isinstance(value, str) or not np.isfinite(value) or float(value) != int(value):
+    if isinstance(value, str) or (isinstance(value, float) and not math.isfinite(value)) or value != int(value):
         raise FormatError(path, f"{key} = {value!r} is not a whole number")
+    if abs(value) > _MAX_HEADER_INT:
+        raise FormatError(path, f"{key} = {value!r} is out of range (corrupted header?)")
     return int(value)
 
 
@@ -154,9 +162,13 @@ def _get_float(values: dict, key: str, path) -> float | None:
     if key not in values:
         return None
     value = values[key]
-    if isinstance(value, str) or not np.isfinite(value):
+    try:
+        number = float(value) if not isinstance(value, str) else math.nan
+    except OverflowError:  # an integer too large for a float
+        number = math.inf
+    if not math.isfinite(number):
         raise FormatError(path, f"{key} = {value!r} is not a finite number")
-    return float(value)
+    return number
 
 
 def _tile_info(values: dict, path) -> TileInfo:
@@ -209,6 +221,8 @@ def read_info(tile_dir: str | os.PathLike) -> TileInfo:
         text = path.read_text(encoding="utf-8", errors="replace")
     except FileNotFoundError:
         raise InputError(path, "missing: every tile folder needs an info.txt header") from None
+    except OSError as exc:
+        raise InputError(path, f"cannot be read ({exc.strerror or exc})") from None
     return _tile_info(parse_info_text(text, path), path)
 
 
@@ -251,11 +265,14 @@ def read_raw_frames(tile_dir: str | os.PathLike, info: TileInfo | None = None) -
     geometry = f"nx={info.nx} n_extra={info.n_extra} n_z={info.n_z}"
     parts, n_frames = [], 0
     for path in files:
-        size = path.stat().st_size
-        if size == 0 or size % info.frame_bytes:
-            raise FormatError(path, f"{size:,} bytes is not a whole number of B-scans of {info.frame_bytes:,} bytes ({geometry}; truncated?)")
-        frames = size // info.frame_bytes
-        parts.append(np.memmap(path, dtype="<f4", mode="r", shape=(info.n_z, info.n_alines, frames), order="F"))
+        try:
+            size = path.stat().st_size
+            if size == 0 or size % info.frame_bytes:
+                raise FormatError(path, f"{size:,} bytes is not a whole number of B-scans of {info.frame_bytes:,} bytes ({geometry}; truncated?)")
+            frames = size // info.frame_bytes
+            parts.append(np.memmap(path, dtype="<f4", mode="r", shape=(info.n_z, info.n_alines, frames), order="F"))
+        except OSError as exc:
+            raise InputError(path, f"cannot be read ({exc.strerror or exc})") from None
         n_frames += frames
     if n_frames != info.n_frames:
         expected = info.n_frames * info.frame_bytes

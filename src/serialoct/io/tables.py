@@ -35,6 +35,8 @@ __all__ = [
     "read_slice_config",
     "write_slice_config",
     "stamp_slice_config",
+    "validate_shifts_xy",
+    "validate_slice_config",
     "read_metrics",
     "write_metrics",
 ]
@@ -78,23 +80,34 @@ def _parse_float(text: str, where: str) -> float:
     return value
 
 
-def _read_rows(path: str | os.PathLike, required: tuple[str, ...]) -> list[dict[str, str]]:
-    path = Path(path)
+def _read_text(path: Path, encoding: str = "utf-8") -> str:
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        return path.read_text(encoding=encoding)
     except FileNotFoundError:
         raise InputError(path, "file not found") from None
+    except UnicodeDecodeError as exc:
+        raise FormatError(path, f"not UTF-8 text (byte {exc.start}); is it a binary file?") from None
+    except OSError as exc:
+        raise InputError(path, f"cannot be read ({exc.strerror or exc})") from None
+
+
+def _read_rows(path: str | os.PathLike, required: tuple[str, ...]) -> list[dict[str, str]]:
+    path = Path(path)
+    text = _read_text(path, "utf-8-sig")
     reader = csv.DictReader(io.StringIO(text))
-    header = [name.strip() for name in (reader.fieldnames or [])]
-    missing = [name for name in required if name not in header]
-    if missing:
-        raise FormatError(path, f"missing column(s) {', '.join(missing)}; found {', '.join(header) or 'no header'}")
-    reader.fieldnames = header
-    rows = []
-    for row in reader:
-        if None in row:
-            raise FormatError(path, f"line {reader.line_num}: more values than columns")
-        rows.append({key: (value or "").strip() for key, value in row.items()})
+    try:
+        header = [name.strip() for name in (reader.fieldnames or [])]
+        missing = [name for name in required if name not in header]
+        if missing:
+            raise FormatError(path, f"missing column(s) {', '.join(missing)}; found {', '.join(header) or 'no header'}")
+        reader.fieldnames = header
+        rows = []
+        for row in reader:
+            if None in row:
+                raise FormatError(path, f"line {reader.line_num}: more values than columns")
+            rows.append({key: (value or "").strip() for key, value in row.items()})
+    except csv.Error as exc:
+        raise FormatError(path, f"line {reader.line_num}: not valid CSV ({exc})") from None
     return rows
 
 
@@ -148,6 +161,40 @@ def read_shifts_xy(path: str | os.PathLike) -> list[ShiftRow]:
             )
         )
     return result
+
+
+def validate_shifts_xy(rows: list[ShiftRow], slice_ids: list[str], *, path: str | os.PathLike = "shifts_xy.csv") -> None:
+    """Check that ``rows`` place every slice of ``slice_ids`` relative to the previous one.
+
+    ``shifts_xy.csv`` holds one row per consecutive pair of the slices found
+    in the raw data. The slices to place (the mosaic grids present, say) may
+    be fewer (a failed slice has no mosaic), so the pair ``(a, b)`` of
+    consecutive ids in ``slice_ids`` is covered by the chain of rows
+    ``a -> ... -> b``.
+
+    Raises
+    ------
+    FormatError
+        A pair is listed twice, or a row of a needed chain is missing (the
+        message names the file and the missing pair).
+    """
+    step: dict[str, ShiftRow] = {}
+    for row in rows:
+        if row.fixed_id in step:
+            raise FormatError(path, f"slice {row.fixed_id} is the fixed slice of two rows (-> {step[row.fixed_id].moving_id}, -> {row.moving_id})")
+        step[row.fixed_id] = row
+    ordered = sorted(slice_ids)
+    for fixed, moving in zip(ordered, ordered[1:]):
+        current = fixed
+        while current != moving:
+            row = step.get(current)
+            if row is None or row.moving_id > moving or row.moving_id <= current:
+                raise FormatError(
+                    path,
+                    f"no row from slice {current} towards slice {moving}: slices {fixed} and {moving} cannot be placed "
+                    "relative to each other (missing rows? regenerate it with serialoct preproc)",
+                )
+            current = row.moving_id
 
 
 def write_shifts_xy(path: str | os.PathLike, rows: list[ShiftRow]) -> None:
@@ -239,6 +286,27 @@ def read_slice_config(path: str | os.PathLike) -> list[SliceConfigRow]:
             raise FormatError(path, f"line {line}: slice {slice_id} is listed twice")
         result[slice_id] = SliceConfigRow(slice_id=slice_id, **values)
     return list(result.values())
+
+
+def validate_slice_config(rows: list[SliceConfigRow], slice_ids: list[str], *, path: str | os.PathLike = "slice_config.csv") -> None:
+    """Check that ``slice_config.csv`` names only slices that exist.
+
+    A slice missing from the table takes the defaults (used); a row naming a
+    slice absent from ``slice_ids`` (the slices found in the data) is almost
+    always a config meant for another acquisition, so it is refused.
+
+    Raises
+    ------
+    FormatError
+        Naming the file, the unknown slices and the slices present.
+    """
+    unknown = sorted({r.slice_id for r in rows} - set(slice_ids))
+    if unknown:
+        raise FormatError(
+            path,
+            f"names slice(s) {', '.join(unknown)} that are not in the data (found {', '.join(sorted(slice_ids)) or 'none'}); "
+            "is it the config of another acquisition?",
+        )
 
 
 def _format_config_value(value: Any) -> str:
@@ -345,17 +413,22 @@ def read_metrics(path: str | os.PathLike) -> StepMetrics:
     """
     path = Path(path)
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputError(path, "file not found") from None
+        data = json.loads(_read_text(path))
     except json.JSONDecodeError as exc:
         raise FormatError(path, f"not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    except RecursionError:
+        raise FormatError(path, "not a metrics file: nested too deeply") from None
     if not isinstance(data, dict) or "step_name" not in data:
         raise FormatError(path, "not a metrics file: no step_name")
+    for key, kind in (("metrics", dict), ("info", dict), ("params", dict), ("warnings", list), ("errors", list)):
+        if not isinstance(data.get(key) or kind(), kind):
+            raise FormatError(path, f"{key!r} must be a JSON {'object' if kind is dict else 'array'}")
     metrics = {}
     for name, m in (data.get("metrics") or {}).items():
+        if not isinstance(m, dict):
+            raise FormatError(path, f"metric {name!r} must be an object with value, unit, description, status")
         status = m.get("status", "ok")
-        if status not in _STATUS_RANK:
+        if not isinstance(status, str) or status not in _STATUS_RANK:
             raise FormatError(path, f"metric {name!r} has status {status!r}; expected one of {', '.join(_STATUS_RANK)}")
         metrics[name] = Metric(m.get("value"), m.get("unit", ""), m.get("description", ""), status)
     return StepMetrics(

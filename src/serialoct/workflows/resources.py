@@ -68,6 +68,7 @@ RULES: dict[str, RuleCost] = {
     "resample_mosaic_grid": RuleCost(base_mb=1500, runtime_min=60, gpu_capable=True),
     "fix_focal_curvature": RuleCost(base_mb=1500, runtime_min=60, gpu_capable=True),
     "fix_illumination": RuleCost(base_mb=1500, runtime_min=60, gpu_capable=True),
+    "estimate_global_transform": RuleCost(base_mb=1500, runtime_min=60, gpu_capable=True),
     "stitch_3d_with_refinement": RuleCost(base_mb=4000, runtime_min=60, gpu_capable=True),
     "beam_profile_correction": RuleCost(base_mb=4000, runtime_min=30, gpu_capable=True),
     "crop_interface": RuleCost(base_mb=4000, runtime_min=30, gpu_capable=True),

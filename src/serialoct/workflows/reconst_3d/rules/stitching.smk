@@ -8,8 +8,9 @@ rule estimate_global_transform:
     benchmark:
         "benchmarks/estimate_global_transform.tsv"
     resources:
-        mem_mb=memory_mb("stitch_3d_with_refinement", config),
-        runtime=runtime_min("stitch_3d_with_refinement"),
+        mem_mb=memory_mb("estimate_global_transform", config),
+        runtime=runtime_min("estimate_global_transform"),
+        gpu=gpus("estimate_global_transform", config),
     params:
         options=step_options(config, "estimate_global_transform"),
     shell:
