@@ -60,7 +60,7 @@ def mosaic_job_stats(out: Path) -> tuple[float, float]:
 def run_preproc(raw: Path, out: Path, cores: int, axial_um: float) -> float:
     shutil.rmtree(out, ignore_errors=True)
     command = [sys.executable, "-m", "serialoct", "preproc", "--input", str(raw), "--output", str(out),
-               "--cores", str(cores), "--processes", str(cores), "--axial_resolution", str(axial_um),
+               "--cores", str(cores), "--processes", "1", "--axial_resolution", str(axial_um),
                "--use_gpu", "false"]
     started = time.perf_counter()
     subprocess.run(command, check=True, capture_output=True)
