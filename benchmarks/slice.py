@@ -20,16 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-STEPS = (
-    "resample_mosaic_grid",
-    "fix_focal_curvature",
-    "fix_illumination",
-    "stitch_3d_with_refinement",
-    "beam_profile_correction",
-    "crop_interface",
-    "compensate_attenuation",
-    "normalize",
-)
+from serialoct.workflows.targets import PER_SLICE_STEPS as STEPS
 
 
 def prepare(workdir: Path, name: str, slice_id: str) -> tuple[Path, float]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from serialoct.steps.slice_step import WORKFLOW, add_slice_arguments
+from serialoct.steps.slice_step import add_slice_arguments
 
 PARAMETERS = ("use_gpu",)
 
@@ -18,17 +18,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from serialoct.compute import apply_cpu_limits, get_backend
     from serialoct.correct.attenuation import compensate_attenuation
     from serialoct.io.slices import read_slice, write_slice
     from serialoct.io.tables import Metric
-    from serialoct.steps.options import parameters_from_args
-    from serialoct.steps.slice_step import Timer, write_step_metrics
+    from serialoct.steps.slice_step import begin, write_step_metrics
 
-    p = parameters_from_args(args, WORKFLOW, PARAMETERS)
-    timer = Timer()
-    apply_cpu_limits()
-    backend = get_backend(p["use_gpu"])
+    p, timer, backend = begin(args, PARAMETERS)
     cropped = read_slice(args.input)
     result = compensate_attenuation(cropped.volume, axial_um=cropped.voxel_size_um[0],
                                     noise_floor=float(cropped.extra.get("water_level", 0.0)), backend=backend)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from serialoct.steps.slice_step import WORKFLOW, add_slice_arguments
+from serialoct.steps.slice_step import add_slice_arguments
 
 PARAMETERS = ("crop_interface_out_depth", "use_gpu")
 
@@ -14,17 +14,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from serialoct.compute import apply_cpu_limits, get_backend
     from serialoct.correct.interface import crop_slice_interface
     from serialoct.io.slices import read_slice, write_slice
     from serialoct.io.tables import Metric
-    from serialoct.steps.options import parameters_from_args
-    from serialoct.steps.slice_step import Timer, write_step_metrics
+    from serialoct.steps.slice_step import begin, write_step_metrics
 
-    p = parameters_from_args(args, WORKFLOW, PARAMETERS)
-    timer = Timer()
-    apply_cpu_limits()
-    backend = get_backend(p["use_gpu"])
+    p, timer, backend = begin(args, PARAMETERS)
     stitched = read_slice(args.input)
     axial_um = stitched.voxel_size_um[0]
     crop = crop_slice_interface(stitched.volume, axial_um=axial_um, out_depth_um=p["crop_interface_out_depth"], backend=backend)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 
-from serialoct.steps.slice_step import WORKFLOW, add_slice_arguments
+from serialoct.steps.slice_step import add_slice_arguments
 
 PARAMETERS = ("use_gpu", "processes")
 
@@ -22,19 +22,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from serialoct.compute import apply_cpu_limits, get_backend
     from serialoct.correct.curvature import estimate_focal_curvature, fix_focal_curvature
     from serialoct.correct.interface import detect_surface
     from serialoct.io.slices import open_mosaic_grid, write_mosaic_grid
     from serialoct.io.tables import Metric
     from serialoct.preproc.mosaic import MosaicLayout
-    from serialoct.steps.options import parameters_from_args
-    from serialoct.steps.slice_step import Timer, write_step_metrics
+    from serialoct.steps.slice_step import begin, write_step_metrics
 
-    p = parameters_from_args(args, WORKFLOW, PARAMETERS)
-    timer = Timer()
-    apply_cpu_limits()
-    backend = get_backend(p["use_gpu"])
+    p, timer, backend = begin(args, PARAMETERS)
     grid = open_mosaic_grid(args.input)
     z, h, w = grid.tile_shape
     surface = np.full((grid.grid_shape[0] * h, grid.grid_shape[1] * w), np.nan, np.float32)

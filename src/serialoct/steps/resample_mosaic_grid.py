@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 
-from serialoct.steps.slice_step import WORKFLOW, add_slice_arguments
+from serialoct.steps.slice_step import add_slice_arguments
 
 PARAMETERS = ("resolution", "use_gpu", "processes")
 
@@ -17,18 +17,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from serialoct.compute import apply_cpu_limits, get_backend
     from serialoct.correct.resample import resample_tile_isotropic, resampled_tile_shape
     from serialoct.io.slices import open_mosaic_grid, write_mosaic_grid
     from serialoct.io.tables import Metric
     from serialoct.preproc.mosaic import MosaicLayout
-    from serialoct.steps.options import parameters_from_args
-    from serialoct.steps.slice_step import Timer, write_step_metrics
+    from serialoct.steps.slice_step import begin, write_step_metrics
 
-    p = parameters_from_args(args, WORKFLOW, PARAMETERS)
-    timer = Timer()
-    apply_cpu_limits()
-    backend = get_backend(p["use_gpu"])
+    p, timer, backend = begin(args, PARAMETERS)
     grid = open_mosaic_grid(args.input)
     resolution = p["resolution"]
     out_tile = resampled_tile_shape(grid.tile_shape, grid.voxel_size_um, resolution_um=resolution)

@@ -15,7 +15,7 @@ from serialoct.steps.options import add_parameter_options
 
 WORKFLOW = "reconst_3d"
 
-__all__ = ["WORKFLOW", "add_slice_arguments", "write_step_metrics", "Timer"]
+__all__ = ["WORKFLOW", "add_slice_arguments", "begin", "write_step_metrics", "Timer"]
 
 
 def add_slice_arguments(parser: argparse.ArgumentParser, parameters: Sequence[str], *, what: str) -> None:
@@ -25,6 +25,17 @@ def add_slice_arguments(parser: argparse.ArgumentParser, parameters: Sequence[st
     parser.add_argument("--slice", required=True, help="two-digit slice id")
     parser.add_argument("--metrics", required=True, help="metrics JSON to write")
     add_parameter_options(parser, WORKFLOW, parameters)
+
+
+def begin(args: argparse.Namespace, parameters: Sequence[str]):
+    """Start a step: its validated parameters, a timer, the thread cap applied and the array backend."""
+    from serialoct.compute import apply_cpu_limits, get_backend
+    from serialoct.steps.options import parameters_from_args
+
+    p = parameters_from_args(args, WORKFLOW, parameters)
+    timer = Timer()
+    apply_cpu_limits()
+    return p, timer, get_backend(p["use_gpu"])
 
 
 class Timer:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 
-from serialoct.steps.slice_step import WORKFLOW, add_slice_arguments
+from serialoct.steps.slice_step import add_slice_arguments
 
 PARAMETERS = (
     "use_motor_positions_for_stitching",
@@ -32,21 +32,16 @@ def run(args: argparse.Namespace) -> int:
 
     import numpy as np
 
-    from serialoct.compute import apply_cpu_limits, get_backend
     from serialoct.io.omezarr import create_ome_zarr
     from serialoct.io.slices import SLICE_CHUNK, SLICE_SHARD_FACTOR
     from serialoct.io.tables import Metric
-    from serialoct.steps.options import parameters_from_args
-    from serialoct.steps.slice_step import Timer, write_step_metrics
+    from serialoct.steps.slice_step import begin, write_step_metrics
     from serialoct.steps.stitch_inputs import load_slice_tiles
     from serialoct.stitch.blend import blend_region, blend_slice
     from serialoct.stitch.seams import measure_seams
     from serialoct.stitch.stitch import StitchParams, plan_placement
 
-    p = parameters_from_args(args, WORKFLOW, PARAMETERS)
-    timer = Timer()
-    apply_cpu_limits()
-    backend = get_backend(p["use_gpu"])
+    p, timer, backend = begin(args, PARAMETERS)
     loaded = load_slice_tiles(args.input, p, backend=backend)
     affine = None
     if args.global_transform:
