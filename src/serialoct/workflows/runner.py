@@ -154,7 +154,8 @@ def _snakemake(workflow: str, output: Path, config_file: Path, cores: int | None
         *(["--cores", str(cores)] if cores is not None else []),
         "--keep-going",
         "--rerun-incomplete",
-        "--printshellcmds" if log.isEnabledFor(logging.DEBUG) else "--quiet", "rules",
+        # -v shows every command; otherwise only Snakemake's progress lines and errors
+        *(["--printshellcmds"] if log.isEnabledFor(logging.DEBUG) else ["--quiet", "host", "reason", "rules"]),
     ]
     if resources:
         command += ["--resources", *(f"{k}={v}" for k, v in resources.items())]
