@@ -1,0 +1,101 @@
+"""Missing-slice interpolation: zmorph recovers a gap between moved neighbours; failed gates are data; gaps of two stay holes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from serialoct.stack import (
+    InterpolationParams,
+    finalise_interpolation,
+    interpolate_missing_slice,
+    manifest_fragment,
+    missing_runs,
+    ncc,
+    single_slice_gaps,
+)
+
+from .conftest import PLANES_PER_SLICE, observe
+
+#: The lower neighbour's tissue moved by this much relative to the upper one.
+MOVE_DEG, MOVE_PX = 2.0, (4.0, -3.0)
+#: Recovered rotation and translation of the boundary-plane registration.
+ROTATION_TOL_DEG, TRANSLATION_TOL_PX = 0.5, 1.0
+D = PLANES_PER_SLICE
+#: The interpolated slice against the true one, over the tissue (the upper slice's frame).
+MIN_ZMORPH_NCC = 0.90
+
+
+@pytest.fixture(scope="module")
+def gap(truth):
+    """Slices 3 and 5 of the phantom imaging twice the cut depth, slice 5 moved; slice 4 (the truth) in the upper slice's frame."""
+    depth = 2 * D
+    upper = truth.reflectivity[3 * D : 3 * D + depth]
+    missing = truth.reflectivity[4 * D : 4 * D + depth]
+    lower = observe(truth.reflectivity[5 * D : 5 * D + depth], MOVE_DEG, MOVE_PX)
+    return upper, missing, lower, truth.tissue[4 * D : 4 * D + depth]
+
+
+def _score(result, missing, tissue):
+    return ncc(result.volume, missing, tissue & (result.volume != 0))
+
+
+def test_zmorph_registers_the_boundary_planes_and_passes_its_gates(gap):
+    upper, _, lower, _ = gap
+    result = interpolate_missing_slice(upper, lower, planes_per_slice=D)
+    assert not result.failed and result.volume.shape == upper.shape
+    assert result.metrics["transform_accepted"]
+    found = result.metrics["transform"]
+    assert found["rotation_deg"] == pytest.approx(MOVE_DEG, abs=ROTATION_TOL_DEG)
+    assert np.allclose(found["translation_px"], MOVE_PX, atol=TRANSLATION_TOL_PX)
+    assert result.metrics["ncc_after"] > result.metrics["ncc_before"] + 0.05
+
+
+def test_zmorph_correlates_with_the_true_slice_better_than_weighted_or_average(gap):
+    upper, missing, lower, tissue = gap
+    scores = {m: _score(interpolate_missing_slice(upper, lower, planes_per_slice=D, params=InterpolationParams(interpolation_method=m)),
+                        missing, tissue) for m in ("zmorph", "weighted", "average")}
+    assert scores["zmorph"] >= MIN_ZMORPH_NCC, scores
+    assert scores["zmorph"] > max(scores["weighted"], scores["average"]) + 0.1, scores
+
+
+def test_zmorph_gate_failure_is_data_with_a_reason(gap):
+    upper, _, lower, _ = gap
+    flat = np.ones_like(upper)
+    result = interpolate_missing_slice(flat, lower, planes_per_slice=D)
+    assert result.failed and result.volume is None and "foreground" in result.fallback_reason
+    noise = np.random.default_rng(0).random(upper.shape).astype(np.float32) + 1
+    result = interpolate_missing_slice(noise, lower, planes_per_slice=D, params=InterpolationParams(interpolation_min_foreground_fraction=0.0))
+    assert result.failed and "NCC" in result.fallback_reason
+
+
+def test_weighted_blends_linearly_between_the_neighbours_without_registration(gap):
+    upper, _, lower, _ = gap
+    result = interpolate_missing_slice(upper, lower, planes_per_slice=D, params=InterpolationParams(interpolation_method="weighted"))
+    assert not result.failed and "transform" not in result.metrics
+    assert np.array_equal(result.volume[0], upper[D])  # depths the upper slice imaged are its own planes
+
+
+def test_unknown_method_is_refused_with_the_allowed_ones():
+    with pytest.raises(ValueError, match="zmorph, weighted, average"):
+        InterpolationParams(interpolation_method="spline")
+
+
+def test_only_single_slice_gaps_are_interpolated_and_longer_gaps_stay_holes():
+    present = [0, 1, 2, 4, 5, 8, 9]
+    assert missing_runs(present) == ((3, 1), (6, 2))
+    assert single_slice_gaps(present) == (3,)
+    manifest = finalise_interpolation([], [f"{k:02d}" for k in present])
+    assert manifest.holes == (("06", "07"),)
+    assert manifest.failed == {"03": "not attempted (interpolation disabled or no result)"}
+
+
+def test_manifest_records_interpolated_and_failed_gaps(gap):
+    upper, _, lower, _ = gap
+    good = interpolate_missing_slice(upper, lower, planes_per_slice=D)
+    bad = interpolate_missing_slice(np.ones_like(upper), lower, planes_per_slice=D)
+    fragments = [manifest_fragment("03", good), manifest_fragment("06", bad)]
+    manifest = finalise_interpolation(fragments, ["01", "02", "04", "05", "07"])
+    assert manifest.interpolated == ("03",)
+    assert "foreground" in manifest.failed["06"]
+    assert manifest.to_dict()["methods"] == {"03": "zmorph", "06": "zmorph"}
