@@ -116,3 +116,22 @@ def test_normalisation_maps_tissue_to_0_1_and_background_to_0(small_slice, tmp_p
     tissue_fraction = metrics["metrics"]["tissue_fraction"]["value"]
     assert (volume > 0).mean() == pytest.approx(tissue_fraction, abs=0.01)
     assert (volume[volume > 0] >= 1.0).mean() == pytest.approx(0.01, abs=0.005)  # the top 1 % is clipped to 1
+
+
+def test_attenuation_of_a_very_shallow_slice_is_skipped_with_a_warning(small_slice_volume, tmp_path):
+    from serialoct.io.slices import write_slice
+
+    shallow = tmp_path / "shallow.ome.zarr"
+    write_slice(shallow, small_slice_volume[10:13], (8.0, 12.0, 12.0))  # 3 planes: no tail to extrapolate
+    out, metrics = _slice_step("compensate_attenuation", shallow, tmp_path / "a.ome.zarr")
+    np.testing.assert_array_equal(out.volume, small_slice_volume[10:13])
+    assert metrics["overall_status"] == "warning" and "not compensated" in metrics["warnings"][0]
+
+
+def test_attenuation_of_a_shallow_slice_uses_shorter_windows(small_slice_volume, tmp_path):
+    from serialoct.io.slices import write_slice
+
+    shallow = tmp_path / "shallow.ome.zarr"
+    write_slice(shallow, small_slice_volume[8:20], (8.0, 12.0, 12.0))  # 12 planes, as at a coarse resolution
+    _, metrics = _slice_step("compensate_attenuation", shallow, tmp_path / "a.ome.zarr")
+    assert metrics["metrics"]["applied"]["value"] is True and metrics["metrics"]["window_vox"]["value"] == 6

@@ -11,6 +11,8 @@ import argparse
 from serialoct.steps.slice_step import add_slice_arguments
 
 PARAMETERS = ("use_gpu",)
+DEFAULT_WINDOW_VOX = 8  # the library's default tail window
+MIN_WINDOW_VOX = 2
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -25,12 +27,24 @@ def run(args: argparse.Namespace) -> int:
 
     p, timer, backend = begin(args, PARAMETERS)
     cropped = read_slice(args.input)
-    result = compensate_attenuation(cropped.volume, axial_um=cropped.voxel_size_um[0],
+    depth = cropped.volume.shape[0]
+    # The signal below the slice is extrapolated from its last two windows: shallow slices
+    # (coarse working resolution) get shorter windows; too shallow to estimate: copied as is.
+    window = min(DEFAULT_WINDOW_VOX, depth // 2)
+    if window < MIN_WINDOW_VOX:
+        write_slice(args.output, cropped.volume, cropped.voxel_size_um, extra=cropped.extra)
+        write_step_metrics(args, "compensate_attenuation", p, {
+            "applied": Metric(False, "", "attenuation compensated", "warning")}, timer,
+            warnings=(f"slice only {depth} voxels deep: attenuation not compensated (needs {2 * MIN_WINDOW_VOX})",))
+        return 0
+    result = compensate_attenuation(cropped.volume, axial_um=cropped.voxel_size_um[0], window_vox=window,
                                     noise_floor=float(cropped.extra.get("water_level", 0.0)), backend=backend)
     write_slice(args.output, result.volume, cropped.voxel_size_um, extra=cropped.extra)
     write_step_metrics(args, "compensate_attenuation", p, {
         "gain_limited_fraction": Metric(round(result.gain_limited_fraction, 4), "", "voxels whose gain hit the bound",
                                         "warning" if result.gain_limited_fraction > 0.2 else "ok"),
         "max_gain_applied": Metric(round(result.max_gain_applied, 3), "", "largest gain applied"),
+        "window_vox": Metric(window, "voxels", "depth window of the tail extrapolation"),
+        "applied": Metric(True, "", "attenuation compensated"),
     }, timer)
     return 0

@@ -1,0 +1,59 @@
+"""The per-slice reconstruction workflow also survives SIGKILLs: rerun the same command, get the same slices."""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+KILLS = 5
+MAX_ATTEMPTS = 15
+KILL_SEED = 7
+KILL_WINDOW = (0.15, 0.6)  # fractions of an uninterrupted run
+
+
+def _reconstruct_command(mosaics, out):
+    """The reconstruction workflow (per-slice part) run as its own process, as a user's command would."""
+    code = (
+        "import sys\nfrom serialoct.params import resolve\nfrom serialoct.workflows.runner import raise_for, run_workflow\n"
+        "config = resolve('reconst_3d', {'input': sys.argv[1], 'output': sys.argv[2], 'resolution': 20.0})\n"
+        "result = run_workflow('reconst_3d', config, sys.argv[2], cores=2)\nraise_for(result, sys.argv[2])\n"
+    )
+    return [sys.executable, "-c", code, str(mosaics), str(out)]
+
+
+@pytest.mark.slow
+def test_killed_reconstruction_resumes_to_identical_slices(reference_run, harness, tmp_path):
+    mosaics = reference_run.out
+    reference = tmp_path / "reference"
+    started = time.perf_counter()
+    subprocess.run(_reconstruct_command(mosaics, reference), check=True, capture_output=True)
+    seconds = time.perf_counter() - started
+    expected = harness.outputs(reference)
+
+    out, rng, kills, attempts = tmp_path / "out", random.Random(KILL_SEED), 0, 0
+    while kills < KILLS and attempts < MAX_ATTEMPTS:
+        attempts += 1
+        process = subprocess.Popen(_reconstruct_command(mosaics, out), start_new_session=True,
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            process.wait(timeout=rng.uniform(*KILL_WINDOW) * seconds)
+            shutil.rmtree(out)  # the resumed run finished before the kill: start a new episode from nothing
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+            kills += 1
+    assert kills >= KILLS
+
+    done = subprocess.run(_reconstruct_command(mosaics, out), capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    outputs = harness.outputs(out)
+    slices = {k: v for k, v in outputs.items() if not k.endswith("_metrics.json")}  # metrics hold timings
+    assert slices == {k: v for k, v in expected.items() if not k.endswith("_metrics.json")}
+    assert harness.temporaries(out) == []
