@@ -50,9 +50,19 @@ from dataclasses import asdict, dataclass
 from typing import Literal, get_args
 
 import numpy as np
-from scipy import ndimage
 
-from serialoct.stitch.correlate import phase_correlate
+from serialoct.align.planes import (
+    InitialAlignment,
+    RegistrationMetric,
+    TransformModel,
+    correlate_planes,
+    initial_translations,
+    prepare_plane,
+    refine_transform,
+    rotation_matrix,
+    tissue_mask,
+    warp_to_fixed,
+)
 
 __all__ = [
     "Gate",
@@ -68,29 +78,14 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-TransformModel = Literal["euler", "translation"]
-InitialAlignment = Literal["none", "com", "gradient", "both"]
-RegistrationMetric = Literal["correlation", "mse"]
 Status = Literal["ok", "warning", "error"]
 Gate = Literal["full", "rotation_only", "skip"]
 
 #: A transform within this fraction of a bound counts as having hit it (an
 #: optimiser that stops there did not find a minimum inside).
 _AT_BOUND = 0.999
-#: Gaussian (pixels) applied to every plane before matching: working-resolution
-#: speckle is independent between two slices, the tissue is not.
-SMOOTH_PX = 1.0
 #: Planes averaged either side of the matched ones (a slab of 2 x this + 1).
 SLAB_HALF_PLANES = 2
-#: Gaussian (pixels) of the gradient magnitude behind the ``gradient`` start.
-GRADIENT_SIGMA_PX = 1.5
-#: A plane whose Otsu mask covers less than this share holds no usable tissue.
-MIN_TISSUE_FRACTION = 0.01
-#: Fewest pixels an NCC is computed on.
-MIN_NCC_PIXELS = 64
-#: SimpleITK pyramid: shrink factors and smoothing (pixels of the full level).
-PYRAMID_SHRINK = (4, 2, 1)
-PYRAMID_SIGMA_PX = (2.0, 1.0, 0.0)
 
 
 @dataclass(frozen=True)
@@ -210,7 +205,7 @@ class PairwiseTransform:
 
     def matrix(self) -> np.ndarray:
         """Homogeneous 3x3 matrix mapping moving ``(row, col, 1)`` to fixed ``(row, col, 1)``."""
-        rot = _rotation(self.rotation_deg)
+        rot = rotation_matrix(self.rotation_deg)
         c, t = np.asarray(self.center_px), np.asarray(self.translation_px)
         out = np.eye(3)
         out[:2, :2] = rot
@@ -254,11 +249,6 @@ class PairwiseTransform:
             "registration_metric": {"value": num(self.metric_value), "unit": "", "status": "error" if self.status == "error" and not bad_bound else "ok",
                                     "description": f"final {params.metric} metric of the in-plane refinement"},
         }
-
-
-def _rotation(deg: float) -> np.ndarray:
-    a = math.radians(deg)
-    return np.array([[math.cos(a), -math.sin(a)], [math.sin(a), math.cos(a)]])
 
 
 def transform_confidence(z_correlation: float, translation_px, rotation_deg: float, *,
@@ -433,131 +423,3 @@ def _match_depth(fixed_planes: dict[int, np.ndarray], moving_plane: np.ndarray, 
         return planes[len(planes) // 2], float("nan")
     z = max(finite, key=finite.get)
     return z, finite[z]
-
-# --------------------------------------------------------------------------- planes
-
-
-def prepare_plane(plane: np.ndarray) -> np.ndarray:
-    """A depth plane as float32, smoothed by :data:`SMOOTH_PX` against speckle; non-finite values become 0."""
-    data = np.nan_to_num(np.asarray(plane, dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0)
-    return ndimage.gaussian_filter(data, SMOOTH_PX, mode="nearest")
-
-
-def tissue_mask(plane: np.ndarray) -> np.ndarray | None:
-    """Pixels above Otsu's threshold of a (smoothed) plane; None when the plane is flat or the mask tiny."""
-    from skimage.filters import threshold_otsu
-
-    if not float(plane.max()) > float(plane.min()):
-        return None
-    mask = plane > threshold_otsu(plane)
-    return mask if mask.mean() >= MIN_TISSUE_FRACTION else None
-
-
-def warp_to_fixed(moving_plane: np.ndarray, theta: float, t, centre, *, cval: float) -> np.ndarray:
-    """The moving plane resampled on the fixed grid: ``out[q] = moving[R^T (q - c - t) + c]`` (bilinear)."""
-    inverse = _rotation(theta).T
-    c, t = np.asarray(centre, np.float64), np.asarray(t, np.float64)
-    return ndimage.affine_transform(moving_plane, inverse, offset=c - inverse @ (c + t), order=1, mode="constant", cval=cval)
-
-
-def correlate_planes(fixed_plane: np.ndarray, warped: np.ndarray, mask: np.ndarray) -> float:
-    """NCC of two planes over ``mask`` (where ``warped`` is defined); NaN on fewer than :data:`MIN_NCC_PIXELS`."""
-    use = mask & np.isfinite(warped)
-    if use.sum() < MIN_NCC_PIXELS:
-        return float("nan")
-    x = fixed_plane[use].astype(np.float64)
-    y = warped[use].astype(np.float64)
-    x -= x.mean()
-    y -= y.mean()
-    denominator = math.sqrt(float(x @ x) * float(y @ y))
-    return float(x @ y) / denominator if denominator > 0 else float("nan")
-
-
-def initial_translations(fixed_plane: np.ndarray, moving_plane: np.ndarray, *, mode: InitialAlignment,
-                         max_translation_px: float) -> dict[str, np.ndarray]:
-    """Coarse translations ``(row, col)`` (moving to fixed) to start the refinement from, by name.
-
-    ``com``: the difference of the tissue masks' centres of mass (robust to
-    large shifts, blind to rotation and partial views); ``gradient``: phase
-    correlation of the gradient magnitudes (edges and fibres, whatever the
-    intensity difference between the two depths); ``both``: both; ``none``:
-    zero. Each is clipped to the translation bound.
-    """
-    out: dict[str, np.ndarray] = {}
-    if mode == "none":
-        out["none"] = np.zeros(2)
-    if mode in ("com", "both"):
-        fm, mm = tissue_mask(fixed_plane), tissue_mask(moving_plane)
-        out["com"] = np.subtract(ndimage.center_of_mass(fm), ndimage.center_of_mass(mm)) if fm is not None and mm is not None else np.zeros(2)
-    if mode in ("gradient", "both"):
-        # phase_correlate(a, b) finds s with a(k + s) = b(k): moving pixel k lies at fixed k + s.
-        shift, _, _ = phase_correlate(_gradient_magnitude(fixed_plane), _gradient_magnitude(moving_plane),
-                                      max_shift_px=max_translation_px)
-        out["gradient"] = shift
-    return {name: np.clip(t, -max_translation_px, max_translation_px) for name, t in out.items()}
-
-
-def _gradient_magnitude(plane: np.ndarray) -> np.ndarray:
-    return ndimage.gaussian_gradient_magnitude(plane, GRADIENT_SIGMA_PX, mode="nearest")
-
-
-# --------------------------------------------------------------------------- SimpleITK refinement
-
-
-def refine_transform(fixed_plane: np.ndarray, moving_plane: np.ndarray, theta: float, t, centre, *,
-                     transform: TransformModel, metric: RegistrationMetric) -> tuple[float, np.ndarray, float]:
-    """Refine ``(theta, t)`` (module convention) with SimpleITK; returns it and the final metric value.
-
-    SimpleITK's registration finds the transform taking points of its *fixed*
-    image to its *moving* image, so the moving slice's plane is given as its
-    fixed image and the fixed slice's plane as its moving image: the result
-    then maps moving-slice points to fixed-slice points, our direction. ITK's
-    points are ``(x, y) = (col, row)`` and its Euler angle turns +x towards
-    +y, i.e. +col towards +row: ``theta = -angle``.
-    """
-    import SimpleITK as sitk
-
-    itk_fixed = sitk.GetImageFromArray(np.ascontiguousarray(moving_plane, dtype=np.float32))
-    itk_moving = sitk.GetImageFromArray(np.ascontiguousarray(fixed_plane, dtype=np.float32))
-    t = np.asarray(t, np.float64)
-    if transform == "euler":
-        initial = sitk.Euler2DTransform()
-        initial.SetCenter((float(centre[1]), float(centre[0])))
-        initial.SetAngle(-math.radians(theta))
-        initial.SetTranslation((float(t[1]), float(t[0])))
-    else:
-        initial = sitk.TranslationTransform(2, (float(t[1]), float(t[0])))
-    reg = sitk.ImageRegistrationMethod()
-    if metric == "correlation":
-        reg.SetMetricAsCorrelation()
-    else:
-        reg.SetMetricAsMeanSquares()
-    reg.SetMetricSamplingStrategy(reg.NONE)
-    reg.SetInterpolator(sitk.sitkLinear)
-    reg.SetOptimizerAsRegularStepGradientDescent(learningRate=2.0, minStep=1e-4, numberOfIterations=300,
-                                                 relaxationFactor=0.5, gradientMagnitudeTolerance=1e-8)
-    reg.SetOptimizerScalesFromPhysicalShift()
-    reg.SetShrinkFactorsPerLevel(PYRAMID_SHRINK)
-    reg.SetSmoothingSigmasPerLevel(PYRAMID_SIGMA_PX)
-    reg.SetInitialTransform(initial, inPlace=True)
-    try:
-        reg.Execute(itk_fixed, itk_moving)
-    except RuntimeError as err:  # e.g. "All samples map outside moving image buffer"
-        log.info("SimpleITK refinement failed (%s); keeping the start", str(err).splitlines()[-1][:120])
-        return theta, t, float("inf")
-    # The metric at full resolution, comparable between starts.
-    evaluate = sitk.ImageRegistrationMethod()
-    if metric == "correlation":
-        evaluate.SetMetricAsCorrelation()
-    else:
-        evaluate.SetMetricAsMeanSquares()
-    evaluate.SetMetricSamplingStrategy(evaluate.NONE)
-    evaluate.SetInterpolator(sitk.sitkLinear)
-    evaluate.SetInitialTransform(initial, inPlace=False)
-    value = float(evaluate.MetricEvaluate(itk_fixed, itk_moving))
-    if transform == "euler":
-        euler = sitk.Euler2DTransform(initial)
-        tx, ty = euler.GetTranslation()
-        return -math.degrees(euler.GetAngle()), np.array([ty, tx]), value
-    tx, ty = initial.GetOffset()
-    return 0.0, np.array([ty, tx]), value
