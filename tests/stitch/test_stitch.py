@@ -16,12 +16,15 @@ from serialoct.stitch import (
     stitch_slice,
 )
 
-#: Position accuracy required of tiles that hold tissue (RMS over tiles, after removing the
-#: slice's arbitrary translation), and the largest error of a pair of such neighbours.
+#: Position accuracy required of every tile (RMS over tiles, after removing the slice's
+#: arbitrary translation), and the largest error of a pair of neighbours. Tiles of agarose
+#: alone register too: the speckle is a property of the sample, shared by overlapping tiles.
 POSITION_RMS_PX = 0.5
 PAIR_MAX_PX = 1.5
-#: Tiles are "with tissue" above this share of brain in their field (synth.tissue_fraction).
+#: Tiles that hold tissue (above this share of brain in their field, synth.tissue_fraction)
+#: are held to a tighter bound (measured: at most 0.19 px RMS, 0.55 px per pair on small seeds 0-1).
 TISSUE_FRACTION = 0.05
+TISSUE_POSITION_RMS_PX = 0.3
 #: Intensity step across tile borders after diffusion blending, relative to the tissue mean.
 SEAM_FRACTION = 0.02
 
@@ -36,26 +39,33 @@ def stitched(small_slices):
     return out
 
 
-def _errors(result, s):
-    """Per-tile position errors (translation removed) and per-pair errors, in px."""
+def _errors(result, s, tissue_only=False):
+    """Per-tile position errors (translation removed) and per-pair errors, in px, of every tile or of tissue tiles."""
     placement = result.placement
     frame = placement.positions_px + placement.origin_px
     truth = np.array([s.truth_px[t] for t in placement.tiles])
     index = {t: i for i, t in enumerate(placement.tiles)}
-    with_tissue = np.array([s.tissue[t] > TISSUE_FRACTION for t in placement.tiles])
-    delta = frame[with_tissue] - truth[with_tissue]
+    keep = np.array([not tissue_only or s.tissue[t] > TISSUE_FRACTION for t in placement.tiles])
+    delta = frame[keep] - truth[keep]
     delta -= delta.mean(axis=0)
     pairs = {p.tiles: np.hypot(*((frame[index[p.tiles[1]]] - frame[index[p.tiles[0]]]) - (truth[index[p.tiles[1]]] - truth[index[p.tiles[0]]])))
-             for p in placement.pairs}
-    tissue_pairs = {k: v for k, v in pairs.items() if with_tissue[index[k[0]]] and with_tissue[index[k[1]]]}
-    return np.hypot(*delta.T), tissue_pairs
+             for p in placement.pairs if keep[index[p.tiles[0]]] and keep[index[p.tiles[1]]]}
+    return np.hypot(*delta.T), pairs
 
 
 @pytest.mark.parametrize("sid", ["01", "03", "05", "07"])
-def test_tiles_with_tissue_are_placed_within_0p5_px_rms_and_no_pair_is_off_by_1p5_px(stitched, small_slices, sid):
+def test_every_tile_is_placed_within_0p5_px_rms_and_no_pair_is_off_by_1p5_px(stitched, small_slices, sid):
     tile_errors, pair_errors = _errors(stitched[sid], small_slices[sid])
-    assert len(tile_errors) >= 5 and len(pair_errors) >= 5
+    assert len(tile_errors) == 16 and len(pair_errors) == 24  # 4 x 4 tiles and their 24 neighbour pairs
     assert np.sqrt(np.mean(tile_errors**2)) < POSITION_RMS_PX
+    assert max(pair_errors.values()) < PAIR_MAX_PX
+
+
+@pytest.mark.parametrize("sid", ["01", "03", "05", "07"])
+def test_tiles_with_tissue_are_placed_within_0p3_px_rms_and_no_pair_is_off_by_1p5_px(stitched, small_slices, sid):
+    tile_errors, pair_errors = _errors(stitched[sid], small_slices[sid], tissue_only=True)
+    assert len(tile_errors) >= 5 and len(pair_errors) >= 5
+    assert np.sqrt(np.mean(tile_errors**2)) < TISSUE_POSITION_RMS_PX
     assert max(pair_errors.values()) < PAIR_MAX_PX
 
 

@@ -155,3 +155,19 @@ def test_the_brain_is_in_view_in_every_slice_after_the_calibration_slice(plan):
     fractions = [max(tissue_fraction(plan, k, ix, iy) for ix in range(2) for iy in range(2)) for k in range(EVENTS.n_slices)]
     assert fractions[0] > 0
     assert min(fractions[1:]) > 0.15
+
+
+def test_the_speckle_is_a_unit_variance_field_of_sample_position_shared_by_overlapping_tiles():
+    from serialoct.synth import plan_acquisition, preset, tile_depth_coords, tile_lateral_coords
+    from serialoct.synth.instrument import speckle_field
+
+    plan = plan_acquisition(preset("small"), seed=0)
+    z = tile_depth_coords(plan, 3)
+    x, y = tile_lateral_coords(plan, 3, 1, 1)
+    field = speckle_field(plan, z, x, y)
+    assert abs(float(field.mean())) < 0.02 and abs(float(field.std()) - 1.0) < 0.02
+    # the same sample points give the same values, whatever else is evaluated with them (any tile, any order)
+    part = speckle_field(plan, z[:, 40:, 10:50], x[40:, 10:50], y[40:, 10:50])
+    np.testing.assert_array_equal(part, field[:, 40:, 10:50])
+    # the acquisition seed draws the field
+    assert np.corrcoef(speckle_field(plan_acquisition(preset("small"), seed=1), z, x, y).ravel(), field.ravel())[0, 1] < 0.05

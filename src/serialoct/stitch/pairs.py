@@ -12,7 +12,8 @@ strip ``B`` the part of tile b that covers it. If tile b truly sits at
 ``o + s`` from tile a, ``A(k + s) = B(k)``: the registration measures ``s``.
 
 1. Both strips are smoothed by a Gaussian of :data:`SMOOTH_SIGMA_PX`: OCT
-   speckle is independent between tiles and nearly white, while the
+   speckle is nearly white and only partly shared between tiles (detector
+   noise not at all), while the
    structure the two tiles share (fibres, layers, boundaries) is a few
    pixels wide, so smoothing raises the shared signal over the noise. Strips
    of at least :data:`BIN_ABOVE_PX` on both sides are first binned 2 x 2,

@@ -276,9 +276,10 @@ def plan_acquisition(config: SynthConfig, seed: int = 0) -> AcquisitionPlan:
         Seeds the one generator every geometric draw comes from, in a fixed
         order that does not depend on which events are switched on (toggling
         ``missing_slice`` changes nothing else). An integer rather than a
-        Generator because each tile's speckle and noise come from their own
-        stream, ``SeedSequence(seed, spawn_key=(purpose, slice, ix, iy))``,
-        so tiles render in any order or in parallel.
+        Generator because each tile's detector noise comes from its own
+        stream, ``SeedSequence(seed, spawn_key=(purpose, slice, ix, iy))``, and
+        the speckle is a hashed sample-frame field (shared by overlapping
+        tiles), so tiles render in any order or in parallel.
 
     Returns
     -------

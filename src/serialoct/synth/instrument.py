@@ -15,7 +15,10 @@ Decoded tile (:func:`render_tile`), per voxel ``(iz, i, j)``::
   surface is curved like the rest of the image.
 - ``F``: the flat-field (same for every tile); ``D``: the darkfield.
 - speckle: multiplicative log-normal with mean 1 (log-sd ``speckle_sigma``),
-  independent per voxel and tile; noise: additive Gaussian.
+  a property of the sample like the scatterers that cause it: a fixed field
+  of sample-frame position (:func:`speckle_field`), so two overlapping tiles
+  (or slices) that see the same point see the same speckle; noise: additive
+  Gaussian, independent per voxel and tile (the detector's).
 - Every value is rounded to a multiple of ``plan.quantum`` (a power of two
   around 1e-6), which makes averaging the repeats exact (below).
 
@@ -40,9 +43,9 @@ from serialoct.synth.acquisition import SATURATION, AcquisitionPlan
 from serialoct.synth.geometry import cut_depth, tile_depth_coords, tile_lateral_coords
 from serialoct.synth.phantom import TextureSlab, evaluate_phantom, sample_texture, texture_slab
 
-__all__ = ["slice_texture", "beam_profile", "render_tile", "record_frames", "tile_rng"]
+__all__ = ["slice_texture", "beam_profile", "speckle_field", "render_tile", "record_frames", "tile_rng"]
 
-_RENDER_STREAM, _RECORD_STREAM = 1, 2
+_RENDER_STREAM, _RECORD_STREAM, _SPECKLE_STREAM = 1, 2, 3
 _REPEAT_VARIATION = 0.1  # relative spread of one repeat around the mean
 
 
@@ -56,6 +59,92 @@ def slice_texture(plan: AcquisitionPlan, slice_id: str | int) -> TextureSlab:
     """The phantom's texture over every depth the tiles of a slice see (compute once per slice)."""
     z = tile_depth_coords(plan, slice_id)
     return texture_slab(plan.phantom, float(z.min()), float(z.max()))
+
+
+_M64 = 0xFFFFFFFFFFFFFFFF
+_GOLDEN, _MIX1, _MIX2 = np.uint64(0x9E3779B97F4A7C15), np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
+_PRIME_A, _PRIME_B = np.uint64(0xD1B54A32D192ED03), np.uint64(0xAEF17502108EF2D9)
+
+
+def _mix64(h: np.ndarray) -> np.ndarray:
+    """The splitmix64 finaliser, elementwise on a uint64 array (in place)."""
+    h ^= h >> np.uint64(30)
+    h *= _MIX1
+    h ^= h >> np.uint64(27)
+    h *= _MIX2
+    h ^= h >> np.uint64(31)
+    return h
+
+
+def _node_values(key: int, m: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Unit-variance, zero-mean, near-Gaussian values of integer grid nodes ``(m, a, b)`` (broadcast), float32.
+
+    A counter-based hash (splitmix64) of the node and ``key``: the same node
+    always gets the same value, whatever else is evaluated. The 64 bits are
+    cut into four 16-bit uniforms whose sum (Irwin-Hall) is standardised.
+    """
+    a64, b64 = a.astype(np.int64).view(np.uint64), b.astype(np.int64).view(np.uint64)
+    lateral = _mix64(a64 * _PRIME_A + b64 * _PRIME_B + np.uint64(key))  # one draw per lateral node
+    h = _mix64(lateral + (m.astype(np.int64).view(np.uint64) + np.uint64(1)) * _GOLDEN)
+    mask = np.uint64(0xFFFF)
+    total = (h & mask).astype(np.float32)
+    for shift in (16, 32, 48):
+        total += ((h >> np.uint64(shift)) & mask).astype(np.float32)
+    # each 16-bit uniform: mean 32767.5, variance (2**32 - 1) / 12
+    total -= np.float32(4 * 32767.5)
+    total *= np.float32(1.0 / math.sqrt(4 * (2.0**32 - 1) / 12))
+    return total
+
+
+def speckle_field(plan: AcquisitionPlan, z: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """The speckle's unit-variance log-field at the voxels of a tile, float32, shape ``z.shape``.
+
+    A property of the sample: white noise on a sample-frame grid (lateral
+    step the pixel size, axial step the axial voxel; origin at 0), one
+    near-Gaussian value per node from a counter-based hash seeded by the
+    acquisition seed, interpolated trilinearly and divided by the
+    interpolation's standard deviation (so every voxel's value has unit
+    variance, wherever it falls between nodes). It depends only on ``(z, x,
+    y)``: overlapping tiles share their speckle, and any tile renders alone.
+
+    Parameters
+    ----------
+    plan : AcquisitionPlan
+    z : ndarray, shape (n_z, nx, ny), mm
+        Depths (:func:`tile_depth_coords`): each A-line must step by
+        ``plan.axial_mm`` per voxel, as in the instrument.
+    x, y : ndarray, shape (nx, ny), mm
+        Sample-frame lateral position of each A-line.
+    """
+    n_z = z.shape[0]
+    gz = np.asarray(z[0], np.float64) / plan.axial_mm  # grid depth of voxel 0; voxel iz is at gz + iz
+    ga, gb = np.asarray(x, np.float64) / plan.pixel_mm, np.asarray(y, np.float64) / plan.pixel_mm
+    mz, ma, mb = np.floor(gz), np.floor(ga), np.floor(gb)
+    fz, fa, fb = (gz - mz).astype(np.float32), (ga - ma).astype(np.float32), (gb - mb).astype(np.float32)
+    mz, ma, mb = mz.astype(np.int64), ma.astype(np.int64), mb.astype(np.int64)
+    z0, a0, b0 = int(mz.min()), int(ma.min()), int(mb.min())
+    shape = (int(mz.max()) - z0 + n_z + 1, int(ma.max()) - a0 + 2, int(mb.max()) - b0 + 2)
+    key = int(np.random.SeedSequence(plan.seed, spawn_key=(_SPECKLE_STREAM,)).generate_state(2, np.uint64)[0])
+    nodes = _node_values(
+        key,
+        np.arange(z0, z0 + shape[0])[:, None, None],
+        np.arange(a0, a0 + shape[1])[None, :, None],
+        np.arange(b0, b0 + shape[2])[None, None, :],
+    ).ravel()
+    # flat index of the (z, a, b) node below-left of every voxel's column top
+    base = ((mz - z0) * shape[1] + (ma - a0)) * shape[2] + (mb - b0)
+    index = base[None] + (np.arange(n_z + 1) * (shape[1] * shape[2]))[:, None, None]
+    wa = (np.float32(1.0) - fa, fa)
+    wb = (np.float32(1.0) - fb, fb)
+    lateral = None
+    for da in (0, 1):
+        for db in (0, 1):
+            term = np.take(nodes, index + (da * shape[2] + db)) * (wa[da] * wb[db])[None]
+            lateral = term if lateral is None else lateral + term
+    field = lateral[:-1] * (np.float32(1.0) - fz)[None] + lateral[1:] * fz[None]
+    std = np.sqrt(((np.float32(1.0) - fz) ** 2 + fz**2) * (wa[0] ** 2 + wa[1] ** 2) * (wb[0] ** 2 + wb[1] ** 2))
+    field *= (np.float32(1.0) / std)[None]
+    return field
 
 
 def beam_profile(plan: AcquisitionPlan) -> np.ndarray:
@@ -121,7 +210,7 @@ def render_tile(
         noise_sigma *= c.degraded_noise_factor
     rng = tile_rng(plan, k, ix, iy, _RENDER_STREAM)
     if noise and c.speckle_sigma > 0:
-        speckle = rng.standard_normal(signal.shape, dtype=np.float32)
+        speckle = speckle_field(plan, z, x, y)
         speckle *= np.float32(c.speckle_sigma)
         speckle -= np.float32(c.speckle_sigma**2 / 2)  # mean of exp(N(m, s^2)) is 1 for m = -s^2 / 2
         signal *= np.exp(speckle, out=speckle)
