@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import signal
 import shutil
 import subprocess
 import sys
@@ -57,6 +58,21 @@ def tree_fingerprint(folder: Path) -> dict[str, tuple[int, int, str]]:
     }
 
 
+def killed_run(command, delay_s: float) -> bool:
+    """Start ``command`` in its own process group, SIGKILL the whole group after ``delay_s``.
+
+    Returns whether it was still running when killed.
+    """
+    process = subprocess.Popen(command, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        process.wait(timeout=delay_s)
+        return False
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        return True
+
+
 @dataclass(frozen=True)
 class ReferenceRun:
     """An uninterrupted ``serialoct preproc`` of the tiny acquisition."""
@@ -71,6 +87,7 @@ class Harness:
     """The suite's helpers, handed to tests as one fixture (conftest modules are not importable)."""
 
     command = staticmethod(preproc_command)
+    killed_run = staticmethod(killed_run)
     outputs = staticmethod(output_digests)
     temporaries = staticmethod(stray_temporaries)
     tree = staticmethod(tree_fingerprint)

@@ -21,21 +21,6 @@ KILL_SEED = 20240611
 KILL_WINDOW = (0.15, 0.5)
 
 
-def _killed_run(command, delay_s: float) -> bool:
-    """Start ``command`` in its own process group, SIGKILL the whole group after ``delay_s``.
-
-    Returns whether it was still running when killed.
-    """
-    process = subprocess.Popen(command, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        process.wait(timeout=delay_s)
-        return False
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-        return True
-
-
 def test_five_sigkills_then_a_plain_rerun_give_outputs_identical_to_an_uninterrupted_run(reference_run, harness, tmp_path):
     raw, out = reference_run.raw, tmp_path / "out"
     before = harness.tree(raw)
@@ -44,7 +29,7 @@ def test_five_sigkills_then_a_plain_rerun_give_outputs_identical_to_an_uninterru
     debris_seen = []
     while kills < MIN_KILLS and attempts < MAX_ATTEMPTS:
         attempts += 1
-        kills += _killed_run(harness.command(raw, out), rng.uniform(*KILL_WINDOW) * reference_run.seconds)
+        kills += harness.killed_run(harness.command(raw, out), rng.uniform(*KILL_WINDOW) * reference_run.seconds)
         if out.exists():
             debris_seen += harness.temporaries(out)
     assert kills >= MIN_KILLS, f"only {kills} of {attempts} runs were still running when killed"

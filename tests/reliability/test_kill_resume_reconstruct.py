@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import random
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -40,15 +38,10 @@ def test_killed_reconstruction_resumes_to_identical_slices(reference_run, harnes
     out, rng, kills, attempts = tmp_path / "out", random.Random(KILL_SEED), 0, 0
     while kills < KILLS and attempts < MAX_ATTEMPTS:
         attempts += 1
-        process = subprocess.Popen(_reconstruct_command(mosaics, out), start_new_session=True,
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            process.wait(timeout=rng.uniform(*KILL_WINDOW) * seconds)
-            shutil.rmtree(out)  # the resumed run finished before the kill: start a new episode from nothing
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        if harness.killed_run(_reconstruct_command(mosaics, out), rng.uniform(*KILL_WINDOW) * seconds):
             kills += 1
+        else:
+            shutil.rmtree(out)  # the resumed run finished before the kill: start a new episode from nothing
     assert kills >= KILLS
 
     done = subprocess.run(_reconstruct_command(mosaics, out), capture_output=True, text=True)
