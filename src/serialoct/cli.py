@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "synth": ("serialoct.commands.synth", "render a synthetic acquisition with its ground truth"),
     "inspect": ("serialoct.commands.inspect", "summarise a raw acquisition (slices, grid, holes, geometry)"),
     "preproc": ("serialoct.commands.preproc", "raw tiles -> mosaic grids, shifts_xy.csv, slice_config.csv (Snakemake workflow)"),
+    "reconstruct": ("serialoct.commands.reconstruct", "mosaic grids -> corrected, stitched, aligned 3D volume (Snakemake workflow)"),
     "demo": ("serialoct.commands.demo", "render a small synthetic acquisition and process it"),
     "step": ("serialoct.commands.step", "run one pipeline step (what the workflows call)"),
 }

@@ -65,6 +65,27 @@ IMPLEMENTED: frozenset[str] = frozenset({
     "use_motor_positions_for_stitching", "stitch_overlap_fraction", "stitch_blending_method", "max_blend_refinement_px",
     "stitch_global_transform", "stitch_global_transform_slices", "stitch_global_transform_histogram_match",
     "stitch_global_transform_max_empty_fraction", "stitch_global_transform_n_samples", "stitch_global_transform_seed",
+    "shifts_xy", "slice_config", "subject_name", "enable_cpu_limits", "max_cpus", "reserved_cpus",
+    # common space, interpolation, quality, pairwise registration
+    "detect_rehoming", "rehoming_return_fraction", "rehoming_max_shift_mm", "tile_fov_mm", "tile_fov_tolerance",
+    "common_space_excluded_slice_mode", "common_space_excluded_slice_window", "common_space_refine_unreliable",
+    "common_space_refine_max_discrepancy_px", "common_space_refine_min_correlation",
+    "interpolate_missing_slices", "interpolation_method", "interpolation_blend_method", "interpolation_registration_metric",
+    "interpolation_max_iterations", "interpolation_overlap_search_window", "interpolation_min_overlap_correlation",
+    "interpolation_reference_slab_size", "interpolation_min_foreground_fraction", "interpolation_min_ncc_improvement",
+    "auto_assess_quality", "auto_assess_min_quality", "auto_assess_exclude_first", "auto_assess_roi_size",
+    "registration_transform", "registration_max_translation", "registration_max_rotation", "registration_initial_alignment",
+    "moving_slice_first_index", "registration_slicing_interval_mm", "registration_allowed_drifting_mm",
+    # stacking and its outputs
+    "stack_blend_enabled", "stack_blend_z_refine_vox", "use_expected_z_overlap", "apply_pairwise_transforms",
+    "apply_rotation_only", "max_rotation_deg", "transform_confidence_high", "transform_confidence_low", "z_overlap_min_corr",
+    "blend_z_refine_min_confidence", "skip_error_transforms", "skip_warning_transforms", "load_transform_min_zcorr",
+    "load_transform_max_rotation", "auto_exclude_enabled", "auto_exclude_consecutive", "auto_exclude_z_corr",
+    "stack_accumulate_translations", "stack_confidence_weight_translations", "stack_max_cumulative_drift_px",
+    "stack_max_pairwise_translation", "stack_smooth_window", "stack_translation_smooth_sigma", "stack_translation_min_zcorr",
+    "pyramid_resolutions", "pyramid_n_levels", "pyramid_make_isotropic",
+    "common_space_preview", "rehoming_diagnostics", "interpolation_preview", "annotated_label_every", "annotated_show_lines",
+    "analyze_shifts", "debug_slices",
 })
 
 _AT_LEAST_1 = Bounds(low=1)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["to_uint8", "orthogonal_views"]
+__all__ = ["annotated_section", "orthogonal_views", "to_uint8"]
 
 
 def to_uint8(image: np.ndarray, *, low_percentile: float = 0.5, high_percentile: float = 99.5) -> np.ndarray:
@@ -49,3 +49,34 @@ def orthogonal_views(volume, *, z_aspect: float = 1.0, gap: int = 4) -> np.ndarr
     canvas[rows + gap :, :cols] = below
     canvas[:rows, cols + gap :] = side
     return canvas
+
+
+def annotated_section(section: np.ndarray, starts: list[tuple[int, str]], *, label_every: int = 1, show_lines: bool = False) -> np.ndarray:
+    """A depth section of the stacked volume with each slice's id at its first plane, as RGB uint8.
+
+    Parameters
+    ----------
+    section : ndarray, shape (Z, W)
+        A ``z x cols`` section through the volume.
+    starts : list of (int, str)
+        Output plane where each slice starts, and its id, in order.
+    label_every : int
+        Label one slice in N (``annotated_label_every``).
+    show_lines : bool
+        Draw a line at each slice boundary (``annotated_show_lines``).
+    """
+    from PIL import Image, ImageDraw
+
+    grey = to_uint8(section)
+    margin = 28
+    rgb = np.zeros((grey.shape[0], grey.shape[1] + margin, 3), dtype=np.uint8)
+    rgb[:, margin:] = grey[..., None]
+    image = Image.fromarray(rgb)
+    draw = ImageDraw.Draw(image)
+    for i, (z, sid) in enumerate(starts):
+        if show_lines:
+            draw.line([(margin, z), (rgb.shape[1] - 1, z)], fill=(255, 200, 0))
+        if i % max(1, label_every) == 0:
+            draw.line([(margin - 6, z), (margin - 1, z)], fill=(255, 200, 0))
+            draw.text((1, max(0, z - 5)), sid, fill=(255, 200, 0))
+    return np.asarray(image)

@@ -31,7 +31,8 @@ Methods (``interpolation_method``):
     one transform: a frame change inside the slice would be invisible to it
     and lost from the chain of slice placements. Quality gates: each
     boundary slab holds at least ``interpolation_min_foreground_fraction``
-    tissue (Otsu), and their NCC before registration is at least
+    tissue (Otsu, as a share of the imaged area: the bounding box of the two
+    slabs' data, so the zero padding of a common canvas does not count), and their NCC before registration is at least
     ``interpolation_min_overlap_correlation``; otherwise the result is a
     failure (the slot stays a gap, the manifest says why). A registration
     that does not raise the NCC by ``interpolation_min_ncc_improvement`` is
@@ -78,6 +79,8 @@ BlendMethod = Literal["gaussian", "linear"]
 BLEND_METHODS: tuple[str, ...] = ("gaussian", "linear")
 #: Width of the Gaussian feather in ``t`` (the weight goes from 2 % to 98 % over the middle 2/3 of the gap).
 GAUSSIAN_SIGMA_T = 0.25
+#: Smoothing (pixels) of the boundary slabs before the NCC gates compare them.
+ANATOMY_SIGMA_PX = 2.0
 
 
 @dataclass(frozen=True)
@@ -170,10 +173,34 @@ def _slab(volume: np.ndarray, centre: int, size: int) -> np.ndarray:
 
 
 def _foreground(plane: np.ndarray) -> np.ndarray:
-    values = plane[plane != 0]
+    """Tissue by Otsu over the bounding box of the plane's data: zeros inside it are background
+    (normalised slices set it to 0), zeros outside it are canvas padding and do not count."""
+    data = plane != 0
+    if not data.any():
+        return np.zeros(plane.shape, dtype=bool)
+    rows, cols = np.flatnonzero(data.any(axis=1)), np.flatnonzero(data.any(axis=0))
+    values = plane[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
     if values.size < 2 or values.min() == values.max():
         return np.zeros(plane.shape, dtype=bool)
     return plane > threshold_otsu(values)
+
+
+def _anatomy_ncc(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> float:
+    """NCC of two planes smoothed by ``ANATOMY_SIGMA_PX``: the gates ask whether the planes show the same
+    anatomy; unsmoothed, a misalignment of a texture period (a few pixels) would already read as none."""
+    from scipy.ndimage import gaussian_filter
+
+    return ncc(gaussian_filter(a, ANATOMY_SIGMA_PX), gaussian_filter(b, ANATOMY_SIGMA_PX), mask)
+
+
+def _share(foreground: np.ndarray, footprint: np.ndarray) -> float:
+    """Foreground pixels over the imaged area, the bounding box of ``footprint`` (a canvas pads slices
+    with zeros, and a share of the whole canvas would shrink with the motor travel)."""
+    data = footprint
+    if not data.any():
+        return 0.0
+    rows, cols = np.flatnonzero(data.any(axis=1)), np.flatnonzero(data.any(axis=0))
+    return float(foreground.sum() / ((rows[-1] - rows[0] + 1) * (cols[-1] - cols[0] + 1)))
 
 
 def _pad_to(volume: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
@@ -222,14 +249,22 @@ def interpolate_missing_slice(
     n_out = upper.shape[0] if n_planes is None else int(n_planes)
     d, win, size = planes_per_slice, p.interpolation_overlap_search_window, p.interpolation_reference_slab_size
     method = p.interpolation_method
+    footprint = (upper != 0).any(axis=0) | (lower != 0).any(axis=0)  # the imaged area
     # Boundary pair: best-correlated reference slabs near the two boundaries.
     pairs = {}
     for a in range(max(0, len(upper) - win), len(upper)):
         for b in range(min(win, len(lower))):
             sa, sb = _slab(upper, a, size), _slab(lower, b, size)
             mask = (sa != 0) & (sb != 0)
-            pairs[(a, b)] = ncc(sa, sb, mask) if mask.sum() > 1 else float("nan")
+            pairs[(a, b)] = _anatomy_ncc(sa, sb, mask) if mask.sum() > 1 else float("nan")
     finite = {k: v for k, v in pairs.items() if np.isfinite(v)}
+    # A plane next to a cut surface may hold almost no tissue (the surface is not flat): such slabs
+    # are not candidates while others are.
+    upper_ok = {a for a in range(max(0, len(upper) - win), len(upper))
+                if _share(_foreground(_slab(upper, a, size)), footprint) >= p.interpolation_min_foreground_fraction}
+    lower_ok = {b for b in range(min(win, len(lower)))
+                if _share(_foreground(_slab(lower, b, size)), footprint) >= p.interpolation_min_foreground_fraction}
+    finite = {k: v for k, v in finite.items() if k[0] in upper_ok and k[1] in lower_ok} or finite
     # The pair closest in depth first (tissue changes with depth, and before
     # registration the NCC measures the misalignment more than the depth),
     # then the best NCC among equally close pairs (slices that overlap in depth).
@@ -238,7 +273,7 @@ def interpolate_missing_slice(
     fg_up, fg_low = _foreground(ref_up), _foreground(ref_low)
     ncc_before = finite.get((a, b), float("nan"))
     metrics: dict[str, Any] = {"boundary_planes": [a, b], "ncc_before": ncc_before,
-                               "foreground_fraction": [float(fg_up.mean()), float(fg_low.mean())]}
+                               "foreground_fraction": [_share(fg_up, footprint), _share(fg_low, footprint)]}
     transform = Rigid2D(centre_px=((shape[0] - 1) / 2.0, (shape[1] - 1) / 2.0))
     reason = ""
     if method == "zmorph":
@@ -253,7 +288,7 @@ def interpolate_missing_slice(
             return _failed(method, "boundary-plane registration failed", metrics)
         warped = warp_plane(ref_low, np.linalg.inv(found.matrix()))
         both = (ref_up != 0) & (warped != 0)
-        ncc_after = ncc(ref_up, warped, both)
+        ncc_after = _anatomy_ncc(ref_up, warped, both)
         metrics.update(ncc_after=ncc_after, transform={"rotation_deg": found.rotation_deg, "translation_px": list(found.translation_px)})
         if ncc_after - ncc_before >= p.interpolation_min_ncc_improvement:
             transform = found

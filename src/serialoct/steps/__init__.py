@@ -81,6 +81,51 @@ STEPS: dict[str, tuple[str, str, str]] = {
         "reconst_3d",
         "background to 0, one scale per slice, clipped at clip_percentile_upper",
     ),
+    "analyze_shifts": (
+        "serialoct.steps.analyze_shifts",
+        "reconst_3d",
+        "drift report, outlier steps and drift plot of shifts_xy.csv (analyze_shifts)",
+    ),
+    "auto_assess_quality": (
+        "serialoct.steps.auto_assess_quality",
+        "reconst_3d",
+        "score the normalised slices and exclude degraded ones in slice_config.csv (auto_assess_quality)",
+    ),
+    "detect_rehoming_events": (
+        "serialoct.steps.detect_rehoming_events",
+        "reconst_3d",
+        "remove encoder-glitch spikes from the shifts, keep genuine re-homings (detect_rehoming)",
+    ),
+    "bring_to_common_space": (
+        "serialoct.steps.bring_to_common_space",
+        "reconst_3d",
+        "place every slice in one XY canvas from the cleaned motor shifts",
+    ),
+    "register_pairwise": (
+        "serialoct.steps.register_pairwise",
+        "reconst_3d",
+        "rigid correction of a slice relative to the one above it, with a confidence",
+    ),
+    "interpolate_missing_slice": (
+        "serialoct.steps.interpolate_missing_slice",
+        "reconst_3d",
+        "synthesise every single-slice gap from its neighbours (interpolate_missing_slices)",
+    ),
+    "finalise_interpolation": (
+        "serialoct.steps.finalise_interpolation",
+        "reconst_3d",
+        "slice_config_final.csv: the slice table with the outcome of every gap",
+    ),
+    "auto_exclude_slices": (
+        "serialoct.steps.auto_exclude_slices",
+        "reconst_3d",
+        "exclude slices inside runs of poorly matching pairs (auto_exclude_enabled)",
+    ),
+    "stack": (
+        "serialoct.steps.stack",
+        "reconst_3d",
+        "assemble the aligned slices into the volume and its pyramid, block by block",
+    ),
 }
 
 __all__ = ["STEPS"]

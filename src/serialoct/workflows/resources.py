@@ -75,6 +75,17 @@ RULES: dict[str, RuleCost] = {
     "compensate_attenuation": RuleCost(base_mb=4000, runtime_min=30, gpu_capable=True),
     "normalize": RuleCost(base_mb=4000, runtime_min=30, gpu_capable=True),
     "preview_stitched_slice": RuleCost(base_mb=2000, runtime_min=15),
+    # Reconstruction, the series: tables and records are small; registration and interpolation hold two
+    # slices in the canvas, stacking at most three slices and one block of planes.
+    "analyze_shifts": RuleCost(base_mb=500, runtime_min=15),
+    "auto_assess_quality": RuleCost(base_mb=2000, runtime_min=30),
+    "detect_rehoming_events": RuleCost(base_mb=500, runtime_min=15),
+    "bring_to_common_space": RuleCost(base_mb=4000, runtime_min=30),
+    "register_pairwise": RuleCost(base_mb=6000, runtime_min=30),
+    "interpolate_missing_slice": RuleCost(base_mb=6000, runtime_min=60),
+    "auto_exclude_slices": RuleCost(base_mb=500, runtime_min=15),
+    "finalise_interpolation": RuleCost(base_mb=500, runtime_min=15),
+    "stack": RuleCost(base_mb=8000, runtime_min=120),
 }
 
 

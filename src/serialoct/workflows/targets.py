@@ -15,8 +15,10 @@ from serialoct.io.acquisition import discover_slices
 from serialoct.steps import STEPS
 
 __all__ = [
-    "PER_SLICE_STEPS", "RUN_KEY", "failure_record", "failed_slices", "per_slice_chain", "preproc_slices", "preproc_targets",
-    "global_transform_input", "raw_inputs", "reconst_slices", "reconst_targets", "slice_input", "slice_output", "step_options",
+    "COMMON_SPACE", "INTERPOLATION_MANIFEST", "PER_SLICE_STEPS", "RUN_KEY", "SLICE_CONFIG_FINAL", "failure_record", "failed_slices",
+    "global_transform_input", "interpolation_manifest", "pair_transform", "parse_slice_ranges", "per_slice_chain", "preproc_slices",
+    "preproc_targets", "raw_inputs", "reconst_slices", "reconst_targets", "shifts_for_common_space", "slice_config_after",
+    "slice_input", "slice_output", "stack_output", "step_options", "subject_name",
 ]
 
 #: Config key of the run settings that are not workflow parameters (command, flags).
@@ -108,15 +110,40 @@ def per_slice_chain(config: Mapping[str, object]) -> tuple[str, ...]:
     return tuple(s for s in PER_SLICE_STEPS if config.get(_SWITCHES.get(s, ""), True))
 
 
+def parse_slice_ranges(text: str) -> set[str]:
+    """Slice ids of a ``debug_slices`` value (``"25,26"``, ``"25-29"``; empty = no restriction: empty set).
+
+    Examples
+    --------
+    >>> sorted(parse_slice_ranges("3, 7-9"))
+    ['03', '07', '08', '09']
+    """
+    ids: set[str] = set()
+    for part in filter(None, (p.strip() for p in str(text or "").split(","))):
+        first, _, last = (v.strip() for v in part.partition("-"))
+        ids.update(f"{k:02d}" for k in range(int(first), int(last or first) + 1))
+    return ids
+
+
 def reconst_slices(config: Mapping[str, object]) -> list[str]:
-    """Slice ids of the mosaic grids in the input folder, in order."""
+    """Slice ids the reconstruction processes, in order.
+
+    The mosaic grids in the input folder, less the slices the input slice
+    table marks ``use = false`` (calibration, failed preprocessing), and only
+    those of ``debug_slices`` when it is set.
+    """
     from serialoct.errors import InputError
+    from serialoct.io.tables import read_slice_config
 
     folder = Path(config["input"])
     ids = sorted(p.name[len("mosaic_grid_3d_z") : -len(".ome.zarr")] for p in folder.glob("mosaic_grid_3d_z??.ome.zarr"))
     if not ids:
         raise InputError(folder, "no mosaic_grid_3d_zNN.ome.zarr in this folder (run serialoct preproc first)")
-    return ids
+    if config.get("slice_config"):
+        unused = {r.slice_id for r in read_slice_config(config["slice_config"]) if not r.use}
+        ids = [s for s in ids if s not in unused]
+    wanted = parse_slice_ranges(config.get("debug_slices", ""))
+    return [s for s in ids if s in wanted] if wanted else ids
 
 
 def slice_output(step: str, slice_id: str) -> str:
@@ -140,7 +167,73 @@ def reconst_targets(config: Mapping[str, object], skip: set[str] = frozenset()) 
         "slices": slices,
         "normalized": [slice_output("normalize", s) for s in slices],
         "previews": [f"previews/stitched_slices/slice_z{s}.png" for s in slices] if config["stitch_preview"] else [],
+        "pairs": [(a, b) for a, b in zip(slices, slices[1:]) if int(b) == int(a) + 1],
+        "series": [stack_output(config), SLICE_CONFIG_FINAL] + (ANALYZE_SHIFTS_OUTPUTS if config["analyze_shifts"] else []),
+        # Every intermediate is a target too, so deleting one redoes it and what depends on it
+        # (Snakemake would otherwise leave a missing intermediate alone while its consumers are up to date).
+        "intermediates": [slice_output(step, s) for step in per_slice_chain(config)[:-1] for s in slices]
+        + [pair_transform(b) for a, b in zip(slices, slices[1:]) if int(b) == int(a) + 1]
+        + [COMMON_SPACE, INTERPOLATION_MANIFEST] + interpolation_manifest(config)
+        + [f"{stage}/slice_config.csv" for stage, on in (("auto_assess_quality", config["auto_assess_quality"]),
+           ("detect_rehoming_events", config["detect_rehoming"]), ("auto_exclude_slices", config["auto_exclude_enabled"])) if on],
     }
+
+
+# --------------------------------------------------------------------------- reconstruction, the series
+
+SLICE_CONFIG_FINAL = "finalise_interpolation/slice_config_final.csv"
+INTERPOLATION_MANIFEST = "finalise_interpolation/interpolation_manifest.json"
+COMMON_SPACE = "bring_to_common_space/common_space.json"
+ANALYZE_SHIFTS_OUTPUTS = ["analyze_shifts/shifts_report.txt", "analyze_shifts/shifts_drift.png", "analyze_shifts/shifts_xy_filtered.csv"]
+
+
+def subject_name(config: Mapping[str, object]) -> str:
+    """``subject_name``, or the name of the input folder (its parent's when the folder is a generic name)."""
+    if config.get("subject_name"):
+        return str(config["subject_name"])
+    folder = Path(str(config["input"])).resolve()
+    generic = {"mosaics", "mosaic_grids", "output", "preproc", "pp", "out"}
+    name = folder.parent.name if folder.name.lower() in generic and folder.parent.name else folder.name
+    return name or "subject"
+
+
+def stack_output(config: Mapping[str, object]) -> str:
+    """``stack/{subject}.ome.zarr``."""
+    return f"stack/{subject_name(config)}.ome.zarr"
+
+
+def slice_config_after(config: Mapping[str, object], stage: str) -> list[str]:
+    """The slice table as it stands after ``stage`` (``[]`` = none given: every slice used).
+
+    Stages in order: ``input``, ``auto_assess_quality``, ``detect_rehoming_events``,
+    ``auto_exclude_slices``; a stage that is switched off passes the table on.
+    """
+    stages = (("auto_assess_quality", "auto_assess_quality"), ("detect_rehoming_events", "detect_rehoming"),
+              ("auto_exclude_slices", "auto_exclude_enabled"))
+    table = [str(config["slice_config"])] if config.get("slice_config") else []
+    if stage == "input":
+        return table
+    for name, switch in stages:
+        if config[switch]:
+            table = [f"{name}/slice_config.csv"]
+        if name == stage:
+            return table
+    raise ValueError(f"unknown slice-table stage {stage!r}")
+
+
+def shifts_for_common_space(config: Mapping[str, object]) -> str:
+    """The shifts the canvas is built from: cleaned by ``detect_rehoming_events`` when it runs."""
+    return "detect_rehoming_events/shifts_xy_clean.csv" if config["detect_rehoming"] else str(config["shifts_xy"])
+
+
+def pair_transform(moving: str) -> str:
+    """``register_pairwise``'s transform of slice ``moving`` relative to the slice above it."""
+    return f"register_pairwise/slice_z{moving}_transform.json"
+
+
+def interpolation_manifest(config: Mapping[str, object]) -> list[str]:
+    """``interpolate_missing_slice/manifest.json`` when interpolation is on."""
+    return ["interpolate_missing_slice/manifest.json"] if config["interpolate_missing_slices"] else []
 
 
 def global_transform_input(config: Mapping[str, object]) -> list[str]:

@@ -1,0 +1,77 @@
+"""``serialoct reconstruct``: mosaic grids -> corrected, stitched, aligned and stacked volume (Snakemake).
+
+``--shifts_xy`` defaults to ``{input}/shifts_xy.csv`` and ``--slice_config``
+to ``{input}/slice_config.csv`` when preprocessing wrote one; ``--profile``
+applies a robustness preset (conservative, aggressive, minimal) under the
+user's own values.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from serialoct.commands.workflow_options import add_workflow_arguments, execution_from, overrides_from
+
+WORKFLOW = "reconst_3d"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from serialoct.params.presets import PRESETS
+
+    parser.add_argument("--profile", "--preset", dest="preset", choices=tuple(PRESETS), default=None,
+                        help="robustness preset of the stacking parameters (see 'serialoct params reconst_3d'); your values win")
+    add_workflow_arguments(parser, WORKFLOW)
+
+
+def resolve_paths(config: dict) -> dict:
+    """Absolute paths (Snakemake runs inside the output folder) and the defaults that depend on ``input``.
+
+    Raises
+    ------
+    InputError
+        No mosaic grids in ``input``, or a tables file that does not exist.
+    """
+    from pathlib import Path
+
+    from serialoct.errors import InputError
+    from serialoct.workflows.targets import reconst_slices, subject_name
+
+    config = dict(config)
+    folder = Path(config["input"]).resolve()
+    config["input"], config["output"] = str(folder), str(Path(config["output"]).resolve())
+    shifts = Path(config["shifts_xy"]) if config["shifts_xy"] else folder / "shifts_xy.csv"
+    if not shifts.is_file():
+        raise InputError(shifts, "shifts_xy.csv not found (give --shifts_xy, or run serialoct preproc into the input folder)")
+    config["shifts_xy"] = str(shifts.resolve())
+    table = Path(config["slice_config"]) if config["slice_config"] else folder / "slice_config.csv"
+    if config["slice_config"] and not table.is_file():
+        raise InputError(table, "slice_config.csv not found")
+    config["slice_config"] = str(table.resolve()) if table.is_file() else ""
+    config["subject_name"] = subject_name(config)
+    reconst_slices(config)  # a clear error before any work
+    return config
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from serialoct.compute.cpu import cpu_budget
+    from serialoct.params import resolve
+    from serialoct.workflows.runner import raise_for, run_workflow
+    from serialoct.workflows.summary import print_summary
+
+    execution = execution_from(args)
+    config = resolve_paths(resolve(WORKFLOW, overrides_from(args, WORKFLOW), preset=args.preset))
+    if execution.is_local:
+        cores = args.cores or (cpu_budget(config["max_cpus"], config["reserved_cpus"]) if config["enable_cpu_limits"] else cpu_budget(0, 0))
+    else:
+        cores = None
+    output = Path(config["output"])
+    result = run_workflow(WORKFLOW, config, output, cores=cores, snakemake_args=["--dry-run"] if args.dry_run else [],
+                          execution=execution, report=None if args.dry_run else args.report, dag=args.dag)
+    if not args.dry_run:
+        print_summary(config, output, result, where="" if execution.is_local else f" on {execution.executor}")
+    if args.dag:
+        print(f"  DAG of jobs: {Path(args.dag).resolve()}")
+    raise_for(result, output)
+    return 0

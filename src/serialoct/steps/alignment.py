@@ -1,0 +1,124 @@
+"""What the slice-alignment and stacking steps share: slice ids, the slice table, the canvas, metrics.
+
+These steps work on the whole series rather than one slice: they read the
+normalised slices (``normalize/slice_zNN.ome.zarr``), the tables and each
+other's JSON records, and write one record or table plus a metrics JSON.
+Standard library only at top level (the steps' ``--help`` stays fast).
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from serialoct.steps.options import add_parameter_options
+
+WORKFLOW = "reconst_3d"
+
+__all__ = [
+    "CommonSpace", "WORKFLOW", "add_series_arguments", "load_slice_config", "read_common_space", "read_in_canvas",
+    "slice_id_of", "write_series_metrics",
+]
+
+_SLICE_NAME = re.compile(r"slice_z(\d{2})(?:\D|$)")
+
+
+def slice_id_of(path: str | Path) -> str:
+    """The two-digit slice id in a file name such as ``slice_z07.ome.zarr`` or ``slice_z07_transform.json``."""
+    from serialoct.errors import InputError
+
+    found = _SLICE_NAME.search(Path(path).name)
+    if found is None:
+        raise InputError(path, "expected a name with slice_zNN (the two-digit slice id)")
+    return found.group(1)
+
+
+def add_series_arguments(parser: argparse.ArgumentParser, parameters: Sequence[str]) -> None:
+    """``--metrics`` and the step's registry options."""
+    parser.add_argument("--metrics", required=True, help="metrics JSON to write")
+    add_parameter_options(parser, WORKFLOW, parameters)
+
+
+def load_slice_config(path: str | None, slice_ids: Sequence[str]):
+    """The slice table: read from ``path``, or every slice used when there is none.
+
+    Slices of ``slice_ids`` absent from the table get a default (used) row,
+    in slice order; rows for slices without data stay (a failed slice keeps
+    its reason).
+    """
+    from serialoct.io.tables import SliceConfigRow, read_slice_config
+
+    rows = read_slice_config(path) if path else []
+    known = {r.slice_id for r in rows}
+    rows += [SliceConfigRow(s) for s in slice_ids if s not in known]
+    return sorted(rows, key=lambda r: r.slice_id)
+
+
+@dataclass(frozen=True)
+class CommonSpace:
+    """The common XY canvas of the series (``bring_to_common_space/common_space.json``).
+
+    Attributes
+    ----------
+    voxel_um : float
+        Working resolution (isotropic).
+    shape : (int, int)
+        Canvas ``(rows, cols)``.
+    positions_px : dict of str to (float, float)
+        Top-left of each slice's pixel (0, 0) in the canvas.
+    depths : dict of str to int
+        Planes of each slice.
+    """
+
+    voxel_um: float
+    shape: tuple[int, int]
+    positions_px: dict[str, tuple[float, float]]
+    depths: dict[str, int]
+
+    def to_dict(self) -> dict:
+        return {"voxel_um": self.voxel_um, "canvas_shape": list(self.shape),
+                "positions_px": {k: list(v) for k, v in self.positions_px.items()}, "depths": dict(self.depths)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping) -> CommonSpace:
+        return cls(float(data["voxel_um"]), tuple(int(v) for v in data["canvas_shape"]),
+                   {k: (float(v[0]), float(v[1])) for k, v in data["positions_px"].items()},
+                   {k: int(v) for k, v in data["depths"].items()})
+
+
+def read_common_space(path: str | Path) -> CommonSpace:
+    """Read ``common_space.json``."""
+    from serialoct.errors import FormatError
+    from serialoct.io.jsonfile import read_json
+
+    data = read_json(path, required=("voxel_um", "canvas_shape", "positions_px", "depths"))
+    try:
+        return CommonSpace.from_dict(data)
+    except (TypeError, ValueError, IndexError, AttributeError) as exc:
+        raise FormatError(path, f"not a common-space record ({exc})") from None
+
+
+def read_in_canvas(path: str | Path, space: CommonSpace, slice_id: str):
+    """A normalised slice placed in the canvas: ``(Z, rows, cols)`` float32, 0 outside the slice."""
+    from serialoct.io.slices import read_slice
+    from serialoct.stack.render import warp_to_canvas
+
+    volume = read_slice(path).volume
+    return warp_to_canvas(volume, space.shape, offset_px=space.positions_px[slice_id])
+
+
+def write_series_metrics(path, step: str, params: Mapping, metrics: Mapping, elapsed_s: float, *, info=None, warnings=()) -> None:
+    """Write a series step's metrics JSON (formats.md §5)."""
+    import dataclasses
+    import math
+
+    from serialoct.io.tables import StepMetrics, write_metrics
+
+    def finite(m):
+        return dataclasses.replace(m, value=None) if isinstance(m.value, float) and not math.isfinite(m.value) else m
+
+    write_metrics(path, StepMetrics(step, info={"elapsed_s": round(elapsed_s, 3), **(info or {})}, params=dict(params),
+                                    metrics={k: finite(m) for k, m in metrics.items()}, warnings=tuple(warnings)))

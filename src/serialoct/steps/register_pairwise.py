@@ -1,0 +1,57 @@
+"""Step ``register_pairwise``: the rigid correction of a slice relative to the one above it, with its confidence.
+
+Both slices are read into the common canvas (``common_space.json``), so the
+transform is a correction on top of the motor placement, about the canvas
+centre (the convention of :mod:`serialoct.align.pairwise`).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from serialoct.steps.alignment import add_series_arguments
+
+PARAMETERS = (
+    "registration_transform", "registration_max_translation", "registration_max_rotation", "registration_initial_alignment",
+    "moving_slice_first_index", "registration_slicing_interval_mm", "registration_allowed_drifting_mm", "z_overlap_min_corr",
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--fixed", required=True, help="the upper normalised slice (normalize/slice_zNN.ome.zarr)")
+    parser.add_argument("--moving", required=True, help="the next normalised slice")
+    parser.add_argument("--common_space", required=True, help="common_space.json")
+    parser.add_argument("--output", required=True, help="transform JSON to write")
+    add_series_arguments(parser, PARAMETERS)
+
+
+def run(args: argparse.Namespace) -> int:
+    from serialoct.align.pairwise import PairwiseParams, register_pairwise
+    from serialoct.compute import apply_cpu_limits
+    from serialoct.errors import InputError
+    from serialoct.io.jsonfile import write_json
+    from serialoct.io.tables import Metric
+    from serialoct.steps.alignment import read_common_space, read_in_canvas, slice_id_of, write_series_metrics
+    from serialoct.steps.options import parameters_from_args
+    from serialoct.steps.slice_step import Timer
+
+    p = parameters_from_args(args, "reconst_3d", PARAMETERS)
+    timer = Timer()
+    apply_cpu_limits()
+    space = read_common_space(args.common_space)
+    fixed_id, moving_id = slice_id_of(args.fixed), slice_id_of(args.moving)
+    for sid, path in ((fixed_id, args.fixed), (moving_id, args.moving)):
+        if sid not in space.positions_px:
+            raise InputError(path, f"slice {sid} is not in {args.common_space}")
+    params = PairwiseParams.from_guide(p)
+    try:
+        transform = register_pairwise(read_in_canvas(args.fixed, space, fixed_id), read_in_canvas(args.moving, space, moving_id),
+                                      voxel_size_mm=space.voxel_um / 1000.0, params=params)
+    except ValueError as exc:  # slices too thin for the depth search the parameters ask for
+        raise InputError(args.moving, str(exc)) from None
+    write_json(args.output, {"fixed_id": fixed_id, "moving_id": moving_id, **transform.to_dict()})
+    metrics = {name: Metric(m["value"], m["unit"], m["description"], m["status"]) for name, m in transform.metrics(params).items()}
+    write_series_metrics(args.metrics, "register_pairwise", p, metrics, timer.elapsed_s,
+                         info={"fixed_id": fixed_id, "moving_id": moving_id, "status": transform.status, "reason": transform.reason},
+                         warnings=(transform.reason,) if transform.reason else ())
+    return 0

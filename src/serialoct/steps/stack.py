@@ -1,0 +1,203 @@
+"""Step ``stack``: assemble the aligned slices into one volume with its analysis pyramid.
+
+Reads the normalised slices (and the interpolated ones) through the common
+canvas, the pairwise transforms and the final slice table, and writes
+``stack/{subject}.ome.zarr`` block by block (never the whole volume in
+memory), ``{subject}.ome.zarr.zip``, ``{subject}.png`` (orthogonal views) and
+``{subject}_annotated.png`` (a depth section with the slice ids). The chain
+is :func:`serialoct.stack.series.chain_pairs` ->
+:func:`serialoct.stack.transforms.resolve_transforms` -> z offsets ->
+:func:`serialoct.stack.plan.plan_stack` -> :func:`serialoct.stack.render.render_block`.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from serialoct.steps.alignment import add_series_arguments
+
+PARAMETERS = (
+    "stack_blend_enabled", "stack_blend_z_refine_vox", "use_expected_z_overlap", "apply_pairwise_transforms", "apply_rotation_only",
+    "max_rotation_deg", "transform_confidence_high", "transform_confidence_low", "z_overlap_min_corr", "blend_z_refine_min_confidence",
+    "skip_error_transforms", "skip_warning_transforms", "load_transform_min_zcorr", "load_transform_max_rotation",
+    "stack_accumulate_translations", "stack_confidence_weight_translations", "stack_max_cumulative_drift_px",
+    "stack_max_pairwise_translation", "stack_smooth_window", "stack_translation_smooth_sigma", "stack_translation_min_zcorr",
+    "pyramid_resolutions", "pyramid_n_levels", "pyramid_make_isotropic", "registration_slicing_interval_mm",
+    "registration_max_translation", "registration_max_rotation", "moving_slice_first_index", "annotated_label_every",
+    "annotated_show_lines",
+)
+#: Slices kept decompressed while rendering: a block of planes touches at most two or three slices.
+CACHED_SLICES = 3
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--inputs", nargs="+", required=True, help="normalised slices (normalize/slice_zNN.ome.zarr)")
+    parser.add_argument("--common_space", required=True, help="common_space.json")
+    parser.add_argument("--slice_config", required=True, help="slice_config_final.csv")
+    parser.add_argument("--interpolation", default="", help="finalise_interpolation/interpolation_manifest.json")
+    parser.add_argument("--transforms", nargs="*", default=[], help="register_pairwise transform JSONs")
+    parser.add_argument("--output", required=True, help="stack/{subject}.ome.zarr; the zip and the PNGs go beside it")
+    add_series_arguments(parser, PARAMETERS)
+
+
+def _registrations(paths, p):
+    """Moving id -> PairLink of each registration the gates let through (status and metric gates)."""
+    from serialoct.align.pairwise import PairwiseTransform, gate_transform
+    from serialoct.io.jsonfile import read_json
+    from serialoct.stack.series import PairLink
+
+    out, skipped = {}, {}
+    for path in paths:
+        record = read_json(path, required=("fixed_id", "moving_id", "rotation_deg", "translation_px", "status"))
+        t = PairwiseTransform.from_dict(record)
+        gate = gate_transform(t, high=0.0, low=0.0, skip_error=p["skip_error_transforms"], skip_warning=p["skip_warning_transforms"],
+                              min_z_correlation=p["load_transform_min_zcorr"], max_rotation_deg=p["load_transform_max_rotation"])
+        if int(record["moving_id"]) != int(record["fixed_id"]) + 1:
+            continue
+        if gate == "skip":
+            skipped[record["moving_id"]] = t.reason or f"status {t.status}"
+            continue
+        out[record["moving_id"]] = PairLink(t.rotation_deg, t.translation_px, t.confidence, t.z_correlation, t.z_offset_planes, "registration")
+    return out, skipped
+
+
+def _boundaries(manifest, p):
+    """Lower neighbour id -> PairLink from each accepted zmorph boundary registration."""
+    from serialoct.align.pairwise import transform_confidence
+    from serialoct.stack.series import PairLink
+
+    out = {}
+    for fragment in manifest.get("fragments", []):
+        m = fragment.get("metrics") or {}
+        if fragment.get("failed") or not m.get("transform_accepted"):
+            continue
+        t, zc = m["transform"], m.get("ncc_after")
+        zc = float("nan") if zc is None else float(zc)
+        conf = transform_confidence(zc, t["translation_px"], t["rotation_deg"], max_translation_px=p["registration_max_translation"],
+                                    max_rotation_deg=p["registration_max_rotation"])
+        out[fragment["lower_id"]] = PairLink(float(t["rotation_deg"]), tuple(map(float, t["translation_px"])), conf, zc, None,
+                                             "interpolation_boundary")
+    return out
+
+
+def run(args: argparse.Namespace) -> int:
+    import functools
+    from pathlib import Path
+
+    import numpy as np
+
+    from serialoct.compute import apply_cpu_limits
+    from serialoct.io.images import write_png
+    from serialoct.io.jsonfile import read_json
+    from serialoct.io.omezarr import create_ome_zarr, export_zip, open_ome_zarr
+    from serialoct.io.slices import read_slice
+    from serialoct.io.tables import Metric, read_slice_config
+    from serialoct.report.previews import annotated_section, orthogonal_views
+    from serialoct.stack.plan import StackSlice, plan_stack, pyramid_levels
+    from serialoct.stack.render import iter_blocks, render_block, warp_to_canvas
+    from serialoct.stack.series import chain_arrays, chain_pairs, stack_order
+    from serialoct.stack.transforms import TransformPolicy, resolve_transforms
+    from serialoct.stack.zmatch import expected_z_offset, match_z_offset
+    from serialoct.steps.alignment import read_common_space, slice_id_of, write_series_metrics
+    from serialoct.steps.options import parameters_from_args
+    from serialoct.steps.slice_step import Timer
+
+    p = parameters_from_args(args, "reconst_3d", PARAMETERS)
+    timer = Timer()
+    apply_cpu_limits()
+    space = read_common_space(args.common_space)
+    paths = {slice_id_of(path): path for path in args.inputs}
+    rows = read_slice_config(args.slice_config)
+    manifest = read_json(args.interpolation) if args.interpolation else {}
+    interpolated = dict(manifest.get("paths", {}))
+    usable = [r.slice_id for r in rows if not r.motor_only and r.slice_id in paths]
+    usable += [s for s in paths if s not in {r.slice_id for r in rows}]
+    order = stack_order(sorted(paths), usable, sorted(interpolated))
+    if not order:
+        from serialoct.errors import InputError
+
+        raise InputError(args.slice_config, "no slice is left to stack (every slice excluded or failed)")
+    source = {sid: (paths[sid] if kind == "normalized" else interpolated[sid]) for sid, kind in order.items()}
+
+    registrations, skipped = _registrations(args.transforms, p)
+    links = chain_pairs(order, registrations, _boundaries(manifest, p))
+    rot, trans, conf, zcorr = chain_arrays(order, links)
+    transforms = dict(zip(order, resolve_transforms(rot, trans, conf, zcorr, policy=TransformPolicy.from_guide(p))))
+
+    @functools.lru_cache(maxsize=CACHED_SLICES)
+    def volume(sid: str) -> np.ndarray:
+        return read_slice(source[sid]).volume
+
+    def position(sid: str) -> tuple[float, float]:
+        return space.positions_px[sid] if order[sid] == "normalized" else (0.0, 0.0)
+
+    def in_canvas(sid: str, planes: np.ndarray) -> np.ndarray:
+        t = transforms[sid]
+        return warp_to_canvas(planes, space.shape, offset_px=position(sid), rotation_deg=t.rotation_deg, translation_px=t.translation_px)
+
+    # Depth: the expected spacing (no rounding drift), or the registration's depth match; then the blend
+    # boundary searched below it, comparing the lower slice's plane m (the surface plane itself holds little
+    # tissue) with the upper slice's planes offset + m .. offset + m + stack_blend_z_refine_vox.
+    step_planes = p["registration_slicing_interval_mm"] * 1000.0 / space.voxel_um
+    z_offsets, z_notes = {}, {}
+    ids = list(order)
+    for above, sid in zip(ids[:-1], ids[1:]):
+        k = int(above)
+        if int(sid) != k + 1:
+            continue
+        link = links[sid]
+        expected_k = round((k + 1) * step_planes) - round(k * step_planes)
+        offset = expected_k
+        if not p["use_expected_z_overlap"] and link.z_offset_planes is not None and link.z_correlation >= p["z_overlap_min_corr"]:
+            offset = int(link.z_offset_planes)
+        refine, m = p["stack_blend_z_refine_vox"], min(p["moving_slice_first_index"], volume(sid).shape[0] - 1)
+        if refine > 0 and link.confidence >= p["blend_z_refine_min_confidence"] and offset + m < volume(above).shape[0]:
+            upper = volume(above)[offset + m : offset + m + refine + 1]
+            match = match_z_offset(in_canvas(above, upper), in_canvas(sid, volume(sid)[m]), expected_planes=offset + m,
+                                   search_planes=(0, refine), min_ncc=p["z_overlap_min_corr"], upper_start=offset + m)
+            offset = match.offset_planes - m
+        if offset != expected_k:
+            z_offsets[k] = max(1, offset)
+        z_notes[sid] = {"expected": expected_k, "used": max(1, offset)}
+
+    slices = [StackSlice(int(sid), tuple(volume(sid).shape), position(sid), transforms[sid]) for sid in order]
+    plan = plan_stack(slices, slice_thickness_um=p["registration_slicing_interval_mm"] * 1000.0, voxel_um=space.voxel_um,
+                      z_offsets=z_offsets, blend=p["stack_blend_enabled"], canvas_shape=space.shape)
+    levels = pyramid_levels(space.voxel_um, p["pyramid_resolutions"], p["pyramid_n_levels"], p["pyramid_make_isotropic"])
+    block = max(1, expected_z_offset(p["registration_slicing_interval_mm"] * 1000.0, space.voxel_um))
+    depth, rows_px, cols_px = plan.shape
+    chunks = (block, min(256, rows_px), min(256, cols_px))
+    shards = (block, -(-rows_px // chunks[1]) * chunks[1] if rows_px <= 1024 else chunks[1] * 4,
+              -(-cols_px // chunks[2]) * chunks[2] if cols_px <= 1024 else chunks[2] * 4)
+    by_index = {int(sid): sid for sid in order}
+    placed = [{"slice_id": by_index[q.slice.index], "source": order[by_index[q.slice.index]], "z_start": q.z_start,
+               "z_stop": q.z_stop, "offset_px": list(q.slice.offset_px), "rotation_deg": q.slice.transform.rotation_deg,
+               "translation_px": list(q.slice.transform.translation_px), "gate": q.slice.transform.gate,
+               "link": links.get(by_index[q.slice.index]).source if by_index[q.slice.index] in links else "first"}
+              for q in plan.slices]
+    out = Path(args.output)
+    with create_ome_zarr(out, plan.shape, voxel_size_mm=(space.voxel_um / 1000.0,) * 3, chunks=chunks, shards=shards,
+                         pyramid_resolutions_um=levels[1:], make_isotropic=p["pyramid_make_isotropic"], name=out.name.removesuffix(".ome.zarr"),
+                         extra_attrs={"stacked_slices": placed, "holes": [list(h) for h in plan.holes]}) as writer:
+        for z0, z1 in iter_blocks(plan, block):
+            writer.array[z0:z1] = render_block(plan, lambda index, a, b: volume(by_index[index])[a:b], z0, z1)
+    image = open_ome_zarr(out)
+    export_zip(out, out.with_name(out.name + ".zip"))
+    stem = out.name.removesuffix(".ome.zarr")
+    write_png(out.with_name(f"{stem}.png"), orthogonal_views(image.level(0)))
+    section = np.asarray(image.level(0)[:, rows_px // 2, :], dtype=np.float32)
+    write_png(out.with_name(f"{stem}_annotated.png"), annotated_section(
+        section, [(q["z_start"], q["slice_id"]) for q in placed], label_every=p["annotated_label_every"], show_lines=p["annotated_show_lines"]))
+    gates = [t.gate for sid, t in transforms.items() if sid != ids[0]]
+    write_series_metrics(args.metrics, "stack", p, {
+        "n_slices": Metric(len(order), "", "slices stacked"),
+        "n_interpolated": Metric(sum(v == "interpolated" for v in order.values()), "", "of them interpolated"),
+        "n_holes": Metric(len(plan.holes), "", "depth ranges no slice covers", "warning" if plan.holes else "ok"),
+        "transforms_full": Metric(gates.count("full"), "", "slices with rotation and translation applied"),
+        "transforms_rotation_only": Metric(gates.count("rotation_only"), "", "slices with only the rotation applied"),
+        "transforms_skipped": Metric(gates.count("skip"), "", "slices placed by the motors alone"),
+        "shape": Metric(list(plan.shape), "voxels", "output (z, y, x) at level 0"),
+        "pyramid_um": Metric(levels, "µm", "resolutions of the pyramid levels"),
+    }, timer.elapsed_s, info={"slices": placed, "holes": [list(h) for h in plan.holes], "skipped_transforms": skipped,
+                              "z_offsets": z_notes})
+    return 0

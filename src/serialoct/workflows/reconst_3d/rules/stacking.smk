@@ -1,0 +1,76 @@
+# Stacking: auto-exclusion, the final slice table, the volume and its pyramid.
+
+
+rule auto_exclude_slices:
+    input:
+        transforms=[pair_transform(b) for _, b in TARGETS["pairs"]],
+        table=slice_config_after(config, "detect_rehoming_events"),
+    output:
+        table="auto_exclude_slices/slice_config.csv",
+        metrics="auto_exclude_slices/metrics.json",
+    log:
+        "logs/auto_exclude_slices.log",
+    benchmark:
+        "benchmarks/auto_exclude_slices.tsv"
+    resources:
+        mem_mb=memory_mb("auto_exclude_slices", config),
+        runtime=runtime_min("auto_exclude_slices"),
+    params:
+        options=step_options(config, "auto_exclude_slices"),
+        table=lambda wc, input: _table(input.table),
+        slices=TARGETS["slices"],
+    shell:
+        CAP + "{SERIALOCT} step auto_exclude_slices --transforms {input.transforms:q} {params.table} --slices {params.slices}"
+        " --output {output.table} --metrics {output.metrics} {params.options} > {log} 2>&1"
+
+
+rule finalise_interpolation:
+    input:
+        slices=TARGETS["normalized"],
+        manifest=interpolation_manifest(config),
+        table=slice_config_after(config, "auto_exclude_slices"),
+    output:
+        table=SLICE_CONFIG_FINAL,
+        manifest=INTERPOLATION_MANIFEST,
+        metrics="finalise_interpolation/metrics.json",
+    log:
+        "logs/finalise_interpolation.log",
+    benchmark:
+        "benchmarks/finalise_interpolation.tsv"
+    resources:
+        mem_mb=memory_mb("finalise_interpolation", config),
+        runtime=runtime_min("finalise_interpolation"),
+    params:
+        options=step_options(config, "finalise_interpolation"),
+        table=lambda wc, input: _table(input.table),
+        manifest=lambda wc, input: f"--manifest {input.manifest}" if input.manifest else "",
+        failures=" ".join(failure_record(s) for s in sorted(SKIP)),
+    shell:
+        CAP + "{SERIALOCT} step finalise_interpolation --inputs {input.slices:q} {params.manifest} {params.table}"
+        " --failures {params.failures} --output {output.table} --metrics {output.metrics} {params.options} > {log} 2>&1"
+
+
+rule stack:
+    input:
+        slices=TARGETS["normalized"],
+        space=COMMON_SPACE,
+        table=SLICE_CONFIG_FINAL,
+        manifest=INTERPOLATION_MANIFEST,
+        transforms=[pair_transform(b) for _, b in TARGETS["pairs"]],
+    output:
+        zarr=directory(stack_output(config)),
+        metrics="stack/metrics.json",
+    log:
+        "logs/stack.log",
+    benchmark:
+        "benchmarks/stack.tsv"
+    threads: config["processes"]
+    resources:
+        mem_mb=memory_mb("stack", config),
+        runtime=runtime_min("stack"),
+    params:
+        options=step_options(config, "stack"),
+    shell:
+        CAP + "{SERIALOCT} step stack --inputs {input.slices:q} --common_space {input.space} --slice_config {input.table}"
+        " --interpolation {input.manifest} --transforms {input.transforms:q} --output {output.zarr} --metrics {output.metrics}"
+        " {params.options} > {log} 2>&1"

@@ -1,0 +1,54 @@
+"""The final summary of a reconstruction run: slices stacked, interpolated, excluded, failed; outputs; wall time."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+from serialoct.workflows.targets import SLICE_CONFIG_FINAL, stack_output
+
+__all__ = ["print_summary", "summary_lines"]
+
+
+def summary_lines(config: Mapping[str, object], output: Path, elapsed_s: float, failed: Mapping[str, str]) -> list[str]:
+    """What happened to every slice and where the results are, from the run's final slice table."""
+    from serialoct.errors import SerialOctError
+    from serialoct.io.tables import read_slice_config
+
+    lines = [f"reconstruction of {config['input']} -> {output} ({elapsed_s:.1f} s)"]
+    table = output / SLICE_CONFIG_FINAL
+    try:
+        rows = read_slice_config(table) if table.is_file() else []
+    except SerialOctError:
+        rows = []
+    stacked = [r.slice_id for r in rows if (r.use and not r.auto_excluded) or r.interpolated]
+    lines.append(f"  slices stacked: {len(stacked)}" + (f" ({stacked[0]}-{stacked[-1]})" if stacked else ""))
+    for r in rows:
+        if r.interpolated:
+            why = f"; {r.exclude_reason or r.auto_exclude_reason}" if r.exclude_reason or r.auto_exclude_reason else ""
+            lines.append(f"  slice {r.slice_id} interpolated ({r.interpolation_method_used}{why})")
+            continue
+        if r.interpolation_failed:
+            lines.append(f"  slice {r.slice_id} left empty: {r.interpolation_fallback_reason}")
+        if r.slice_id in failed:
+            continue
+        if not r.use:
+            lines.append(f"  slice {r.slice_id} excluded: {r.exclude_reason or 'use = false'}")
+        elif r.auto_excluded:
+            lines.append(f"  slice {r.slice_id} auto-excluded: {r.auto_exclude_reason}")
+    for slice_id, reason in failed.items():
+        lines.append(f"  slice {slice_id} FAILED and is excluded: {reason}")
+    volume = output / stack_output(config)
+    if volume.is_dir():
+        lines.append(f"  volume:      {volume}")
+        lines.append(f"  previews:    {volume.with_name(volume.name.removesuffix('.ome.zarr') + '.png')} (+ _annotated.png)")
+    if table.is_file():
+        lines.append(f"  slice table: {table}")
+    return lines
+
+
+def print_summary(config: Mapping[str, object], output: Path, result, *, where: str = "") -> None:
+    """Print :func:`summary_lines` for a :class:`~serialoct.workflows.runner.RunResult`."""
+    lines = summary_lines(config, output, result.elapsed_s, result.failed)
+    lines[0] += where
+    print("\n" + "\n".join(lines))

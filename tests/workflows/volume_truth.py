@@ -1,0 +1,92 @@
+"""Where a reconstruction put each slice, against the synthetic acquisition's truth.
+
+The stack places slice ``s``'s pixel ``u`` (its stitched frame) at canvas
+``q = R(Theta_s) (u + o_s - C) + C + tau_s`` (stack metrics: ``offset_px``
+``o_s``, ``rotation_deg`` ``Theta_s``, ``translation_px`` ``tau_s``; ``C``
+the canvas centre). The truth says which sample point slice ``s``'s pixel
+``u`` shows: stage ``(u + P_s) p`` with ``P_s`` from the stitched tile
+positions and the true tile centres, and sample ``x`` with
+``stage = R(theta_s) (x - c) + c + d_s`` (the slice's tissue rotation and
+drift). A right reconstruction puts a sample point at the same canvas pixel
+whichever slice shows it: ``F_s(x) = F_ref(x)``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+
+def rotation(deg: float) -> np.ndarray:
+    a = math.radians(deg)
+    return np.array([[math.cos(a), -math.sin(a)], [math.sin(a), math.cos(a)]])
+
+
+def frame_origin_px(plan, slice_id: str, stitch_positions: dict, pixel_mm: float) -> np.ndarray:
+    """``P_s``: the stage position (in pixels) of the slice's pixel (0, 0), from its stitched tile positions."""
+    n = np.array(plan.config.tile_shape[1:], dtype=float)
+    k = int(slice_id)
+    found = []
+    for key, pos in stitch_positions.items():
+        ix, iy = (int(v) for v in key.split(","))
+        top_left_mm = plan.true_mm[k, ix, iy] - (n - 1) / 2.0 * plan.pixel_mm
+        found.append(top_left_mm / pixel_mm - np.asarray(pos, dtype=float))
+    return np.mean(found, axis=0)
+
+
+def sample_to_canvas(plan, slice_id: str, placed: dict, origin_px: np.ndarray, canvas_shape, pixel_mm: float):
+    """``F_s``: sample points ``(N, 2)`` mm -> canvas pixels ``(N, 2)``."""
+    s = plan.slice(slice_id)
+    c = np.asarray(plan.config.brain_centre_mm, dtype=float)
+    centre = (np.asarray(canvas_shape, dtype=float) - 1.0) / 2.0
+    theta, tau, offset = placed["rotation_deg"], np.asarray(placed["translation_px"]), np.asarray(placed["offset_px"])
+
+    def f(x: np.ndarray) -> np.ndarray:
+        stage = (x - c) @ rotation(s.rotation_deg).T + c + np.asarray(s.drift_mm)
+        u = stage / pixel_mm - origin_px
+        return (u + offset - centre) @ rotation(theta).T + centre + tau
+
+    return f
+
+
+def brain_points(plan, radius_mm: float, n: int = 15) -> np.ndarray:
+    """A grid of sample points within ``radius_mm`` of the brain centre, ``(N, 2)`` mm."""
+    c = np.asarray(plan.config.brain_centre_mm, dtype=float)
+    g = np.linspace(-radius_mm, radius_mm, n)
+    xy = np.stack(np.meshgrid(g, g, indexing="ij"), axis=-1).reshape(-1, 2)
+    return c + xy[np.hypot(xy[:, 0], xy[:, 1]) <= radius_mm]
+
+
+def volume_ncc(volume: np.ndarray, voxel_um: float, truth, plan, to_canvas, top_depth_mm: float, *, shifts_planes=range(-4, 5)) -> tuple[float, int]:
+    """NCC of the stacked volume with the phantom's reflectivity on the truth grid (25 µm), over the brain tissue.
+
+    The volume is blurred to the truth's voxel and sampled at every truth
+    voxel: laterally through ``to_canvas`` (``F_ref``), in depth from the
+    first stacked slice's cut (``top_depth_mm``) at plane 0. Where plane 0
+    sits relative to the cut is the interface crop's choice, so the best of
+    a few whole-plane depth shifts (``shifts_planes``) is taken: one number
+    for the whole volume, not a fit per slice. Returns (NCC, the shift).
+    """
+    from scipy import ndimage
+
+    grid = plan.volume
+    sigma = max(0.0, 0.5 * (grid.voxel_mm * 1000.0 / voxel_um))
+    smooth = ndimage.gaussian_filter(np.asarray(volume, dtype=np.float32), sigma)
+    z_mm, x_mm, y_mm = (grid.axis_mm(a) for a in range(3))
+    xy = np.stack(np.meshgrid(x_mm, y_mm, indexing="ij"), axis=-1).reshape(-1, 2)
+    canvas = to_canvas(xy)
+    reflectivity = np.asarray(truth.volume("reflectivity"), dtype=np.float64)
+    tissue = np.asarray(truth.volume("labels")) >= 2
+    best = (-1.0, 0)
+    for shift in shifts_planes:
+        planes = (z_mm - top_depth_mm) / (voxel_um / 1000.0) + shift
+        zz = np.repeat(planes, len(xy))
+        rr = np.tile(canvas[:, 0], len(planes))
+        cc = np.tile(canvas[:, 1], len(planes))
+        sampled = ndimage.map_coordinates(smooth, [zz, rr, cc], order=1, cval=0.0).reshape(len(planes), len(x_mm), len(y_mm))
+        mask = tissue & (sampled > 0)
+        a, b = sampled[mask], reflectivity[mask]
+        value = float(np.corrcoef(a, b)[0, 1]) if a.size > 100 else -1.0
+        best = max(best, (value, shift))
+    return best
