@@ -47,6 +47,11 @@ def resolve_paths(config: dict) -> dict:
     if config["slice_config"] and not table.is_file():
         raise InputError(table, "slice_config.csv not found")
     config["slice_config"] = str(table.resolve()) if table.is_file() else ""
+    if config["atlas_path"]:
+        atlas = Path(config["atlas_path"]).expanduser()
+        if not atlas.exists():
+            raise InputError(atlas, "atlas template not found (atlas_path: an NRRD, NIfTI or OME-Zarr file)")
+        config["atlas_path"] = str(atlas.resolve())
     config["subject_name"] = subject_name(config)
     reconst_slices(config)  # a clear error before any work
     return config

@@ -86,6 +86,9 @@ IMPLEMENTED: frozenset[str] = frozenset({
     "pyramid_resolutions", "pyramid_n_levels", "pyramid_make_isotropic",
     "common_space_preview", "rehoming_diagnostics", "interpolation_preview", "annotated_label_every", "annotated_show_lines",
     "analyze_shifts", "debug_slices",
+    # atlas registration
+    "align_to_ras_enabled", "allen_resolution", "allen_metric", "allen_max_iterations", "allen_registration_level",
+    "ras_input_orientation", "ras_initial_rotation", "allen_preview", "atlas_path",
 })
 
 _AT_LEAST_1 = Bounds(low=1)

@@ -126,6 +126,11 @@ STEPS: dict[str, tuple[str, str, str]] = {
         "reconst_3d",
         "assemble the aligned slices into the volume and its pyramid, block by block",
     ),
+    "align_to_ras": (
+        "serialoct.steps.align_to_ras",
+        "reconst_3d",
+        "register the volume to the Allen atlas template and write an RAS-oriented copy (align_to_ras_enabled)",
+    ),
 }
 
 __all__ = ["STEPS"]

@@ -86,6 +86,8 @@ RULES: dict[str, RuleCost] = {
     "auto_exclude_slices": RuleCost(base_mb=500, runtime_min=15),
     "finalise_interpolation": RuleCost(base_mb=500, runtime_min=15),
     "stack": RuleCost(base_mb=8000, runtime_min=120),
+    # The atlas template (25 µm: 50 MB), the volume at the registration level and one block of output planes.
+    "align_to_ras": RuleCost(base_mb=8000, runtime_min=120),
 }
 
 

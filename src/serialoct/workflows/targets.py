@@ -18,7 +18,7 @@ __all__ = [
     "COMMON_SPACE", "INTERPOLATION_MANIFEST", "PER_SLICE_STEPS", "RUN_KEY", "SLICE_CONFIG_FINAL", "failure_record", "failed_slices",
     "global_transform_input", "interpolation_manifest", "pair_transform", "parse_slice_ranges", "per_slice_chain", "preproc_slices",
     "preproc_targets", "raw_inputs", "reconst_slices", "reconst_targets", "shifts_for_common_space", "slice_config_after",
-    "slice_input", "slice_output", "stack_output", "step_options", "subject_name",
+    "final_volume", "ras_output", "slice_input", "slice_output", "stack_output", "step_options", "subject_name",
 ]
 
 #: Config key of the run settings that are not workflow parameters (command, flags).
@@ -168,7 +168,8 @@ def reconst_targets(config: Mapping[str, object], skip: set[str] = frozenset()) 
         "normalized": [slice_output("normalize", s) for s in slices],
         "previews": [f"previews/stitched_slices/slice_z{s}.png" for s in slices] if config["stitch_preview"] else [],
         "pairs": [(a, b) for a, b in zip(slices, slices[1:]) if int(b) == int(a) + 1],
-        "series": [stack_output(config), SLICE_CONFIG_FINAL] + (ANALYZE_SHIFTS_OUTPUTS if config["analyze_shifts"] else []),
+        "series": [stack_output(config), SLICE_CONFIG_FINAL] + (ANALYZE_SHIFTS_OUTPUTS if config["analyze_shifts"] else [])
+        + ([ras_output(config)] if config["align_to_ras_enabled"] else []),
         # Every intermediate is a target too, so deleting one redoes it and what depends on it
         # (Snakemake would otherwise leave a missing intermediate alone while its consumers are up to date).
         "intermediates": [slice_output(step, s) for step in per_slice_chain(config)[:-1] for s in slices]
@@ -200,6 +201,16 @@ def subject_name(config: Mapping[str, object]) -> str:
 def stack_output(config: Mapping[str, object]) -> str:
     """``stack/{subject}.ome.zarr``."""
     return f"stack/{subject_name(config)}.ome.zarr"
+
+
+def ras_output(config: Mapping[str, object]) -> str:
+    """``align_to_ras/{subject}_ras.ome.zarr``."""
+    return f"align_to_ras/{subject_name(config)}_ras.ome.zarr"
+
+
+def final_volume(config: Mapping[str, object]) -> str:
+    """The volume the later steps read: the bias-corrected one when ``correct_bias_field``, else the stack."""
+    return f"correct_bias_field/{subject_name(config)}_corrected.ome.zarr" if config["correct_bias_field"] else stack_output(config)
 
 
 def slice_config_after(config: Mapping[str, object], stage: str) -> list[str]:

@@ -74,3 +74,24 @@ rule stack:
         CAP + "{SERIALOCT} step stack --inputs {input.slices:q} --common_space {input.space} --slice_config {input.table}"
         " --interpolation {input.manifest} --transforms {input.transforms:q} --output {output.zarr} --metrics {output.metrics}"
         " {params.options} > {log} 2>&1"
+
+
+rule align_to_ras:
+    input:
+        final_volume(config),
+    output:
+        zarr=directory(ras_output(config)),
+        metrics="align_to_ras/metrics.json",
+    log:
+        "logs/align_to_ras.log",
+    benchmark:
+        "benchmarks/align_to_ras.tsv"
+    threads: config["processes"]
+    resources:
+        mem_mb=memory_mb("align_to_ras", config),
+        runtime=runtime_min("align_to_ras"),
+    params:
+        options=step_options(config, "align_to_ras"),
+    shell:
+        CAP + "{SERIALOCT} step align_to_ras --input {input} --output {output.zarr} --metrics {output.metrics}"
+        " {params.options} > {log} 2>&1"
