@@ -31,6 +31,7 @@ def run(args: argparse.Namespace) -> int:
     # A cluster job gets its rule's threads; only a local run shares this machine's cores.
     cores = (args.cores or cpu_budget(config["max_cpus"] or 0, config["reserved_cpus"])) if execution.is_local else None
     output = Path(config["output"])
+    execution = execution.with_binds(config["input"], output)
     report = None if args.dry_run else args.report
     result = run_workflow(
         WORKFLOW,

@@ -72,6 +72,9 @@ def run(args: argparse.Namespace) -> int:
     else:
         cores = None
     output = Path(config["output"])
+    execution = execution.with_binds(*{str(Path(f).parent) if Path(f).is_file() else f for f in
+                                       (config["input"], config["shifts_xy"], config["slice_config"], config["atlas_path"]) if f},
+                                     output)
     result = run_workflow(WORKFLOW, config, output, cores=cores, snakemake_args=["--dry-run"] if args.dry_run else [],
                           execution=execution, report=None if args.dry_run else args.report, dag=args.dag)
     if not args.dry_run:

@@ -49,6 +49,10 @@ def add_execution_arguments(parser: argparse.ArgumentParser) -> None:
         "--retries", type=int, metavar="N",
         help="resubmit a failed job up to N times, with more memory and time each attempt (default: the profile's; slurm 2, local 0)",
     )
+    group.add_argument(
+        "--use_apptainer", metavar="IMAGE", default=None,
+        help="run every step inside this Apptainer image (.sif file or docker:// URI) with serialoct installed (containers/)",
+    )
     group.add_argument("--report", metavar="FILE.html", help="after a completed run, write Snakemake's HTML report (jobs, runtimes, code)")
     group.add_argument("--dag", metavar="FILE", help="before running, write the DAG of jobs: .dot or .mmd text, or .svg/.png/.pdf when Graphviz is installed")
 
@@ -57,7 +61,8 @@ def execution_from(args: argparse.Namespace) -> Execution:
     """The :class:`~serialoct.workflows.execution.Execution` the options ask for (validated)."""
     from serialoct.workflows.execution import resolve_execution
 
-    return resolve_execution(executor=args.executor, profile=args.snakemake_profile, jobs=args.jobs, retries=args.retries, cores=args.cores)
+    return resolve_execution(executor=args.executor, profile=args.snakemake_profile, jobs=args.jobs, retries=args.retries, cores=args.cores,
+                             container=args.use_apptainer)
 
 
 def overrides_from(args: argparse.Namespace, workflow: str) -> dict[str, object]:

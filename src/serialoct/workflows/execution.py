@@ -65,12 +65,19 @@ class Execution:
         Most cluster jobs at once (None: the profile's).
     retries : int or None
         Times a failed job is resubmitted (None: the profile's).
+    container : str or None
+        Apptainer image every rule runs in (``--use_apptainer``: a ``.sif``
+        file or a ``docker://`` / ``library://`` URI); None runs on the host.
+    binds : tuple of str
+        Host folders the container must see (the input and output folders).
     """
 
     executor: str = "local"
     site_profile: Path | None = None
     jobs: int | None = None
     retries: int | None = None
+    container: str | None = None
+    binds: tuple[str, ...] = ()
 
     @property
     def is_local(self) -> bool:
@@ -91,7 +98,19 @@ class Execution:
             args += ["--jobs", str(self.jobs)]
         if self.retries is not None:
             args += ["--retries", str(self.retries)]
+        if self.container is not None:
+            args += ["--software-deployment-method", "apptainer"]
+            if self.binds:
+                args += ["--apptainer-args", "--bind " + ",".join(self.binds)]
         return args
+
+    def with_binds(self, *folders: str | os.PathLike) -> Execution:
+        """The same execution, with these host folders bound into the container (no-op without one)."""
+        import dataclasses
+
+        if self.container is None:
+            return self
+        return dataclasses.replace(self, binds=tuple(dict.fromkeys([*self.binds, *(os.fspath(f) for f in folders)])))
 
 
 def shipped_profile(name: str) -> Path:
@@ -162,7 +181,7 @@ def profile_executor(profile: Path) -> str | None:
 
 def resolve_execution(
     *, executor: str | None = None, profile: str | os.PathLike | None = None, jobs: int | None = None,
-    retries: int | None = None, cores: int | None = None,
+    retries: int | None = None, cores: int | None = None, container: str | None = None,
 ) -> Execution:
     """The execution of a run from the command-line options.
 
@@ -200,7 +219,25 @@ def resolve_execution(
         raise ParameterError(f"--cores limits a local run; with --executor {chosen} each job gets its rule's threads, use --jobs N to limit jobs")
     if chosen in EXECUTOR_PLUGINS and importlib.util.find_spec(EXECUTOR_PLUGINS[chosen][0]) is None:
         raise ParameterError(f"--executor {chosen} needs the Snakemake executor plugin: pip install {EXECUTOR_PLUGINS[chosen][1]}")
-    return Execution(executor=chosen, site_profile=site, jobs=jobs, retries=retries)
+    if container is not None:
+        container = _container_image(container)
+    return Execution(executor=chosen, site_profile=site, jobs=jobs, retries=retries, container=container)
+
+
+def _container_image(image: str) -> str:
+    """An image URI as given, or a local image file as an absolute path.
+
+    Raises
+    ------
+    InputError
+        A local image file that does not exist.
+    """
+    if "://" in image:
+        return image
+    path = Path(image).expanduser()
+    if not path.is_file():
+        raise InputError(path, "Apptainer image not found (give a .sif file or a docker:// URI; see docs/running.md)")
+    return str(path.resolve())
 
 
 def dag_command(path: str | os.PathLike) -> tuple[str, list[str] | None]:

@@ -264,9 +264,11 @@ def run_workflow(
     run_args = [*(execution.run_args() if execution is not None else []), *snakemake_args]
     output = make_output_dir(output)
     pid_file = _claim(output)
-    command = f"{sys.executable} -m serialoct"
+    # inside a container the steps run the image's own serialoct, not this interpreter
+    container = execution.container if execution is not None else None
+    command = "serialoct" if container else f"{sys.executable} -m serialoct"
     try:
-        first = _write_config(output, workflow, config, {"command": command, "skip_failed": False})
+        first = _write_config(output, workflow, config, {"command": command, "skip_failed": False, "container": container})
         if dag is not None:
             _write_dag(workflow, output, first, profile_args, dag)
         config_file = first
@@ -275,7 +277,7 @@ def run_workflow(
         failed = {s: read_failure(output / "failed" / f"z{s}.json") for s in failed_slices(output)}
         if rc != 0 and failed:
             log.warning("%d slice(s) failed: finishing the run without them", len(failed))
-            second = _write_config(output, workflow, config, {"command": command, "skip_failed": True})
+            second = _write_config(output, workflow, config, {"command": command, "skip_failed": True, "container": container})
             config_file = second
             since = time.time()
             rc = _snakemake(workflow, output, second, cores, resources or {}, run_args)
