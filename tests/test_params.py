@@ -454,11 +454,12 @@ def test_unknown_table_format_is_rejected():
         render_table("preproc", "html")
 
 
-def test_readme_parameter_tables_are_current():
-    text = README.read_text(encoding="utf-8")
+@pytest.mark.parametrize("page", [README, README.parent / "docs" / "parameters.md"], ids=["README", "docs-parameters"])
+def test_readme_parameter_tables_are_current(page):
+    text = page.read_text(encoding="utf-8")
     assert update_readme(text) == text, (
-        "README.md parameter tables differ from the registry; regenerate them with\n"
-        "    python -m serialoct.params --write-readme README.md"
+        f"{page.name} parameter tables differ from the registry; regenerate them with\n"
+        f"    python -m serialoct.params --write-readme {page.relative_to(README.parent)}"
     )
 
 
