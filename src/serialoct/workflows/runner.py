@@ -161,7 +161,14 @@ def _snakemake(workflow: str, output: Path, config_file: Path, cores: int | None
         command += ["--resources", *(f"{k}={v}" for k, v in resources.items())]
     command += list(extra)
     log.debug("running %s", " ".join(command))
-    return subprocess.run(command, cwd=output).returncode
+    if not sys.stderr.isatty() or log.isEnabledFor(logging.DEBUG):
+        return subprocess.run(command, cwd=output).returncode
+    # In a terminal: a progress bar instead of Snakemake's block of lines per job.
+    from serialoct.workflows.progress import follow
+
+    with subprocess.Popen(command, cwd=output, stderr=subprocess.PIPE, text=True, bufsize=1) as proc:
+        follow(proc.stderr, sys.stderr, bar=True)
+    return proc.returncode
 
 
 def _snakemake_query(workflow: str, output: Path, config_file: Path, extra: Sequence[str]) -> subprocess.CompletedProcess:
