@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from scipy import ndimage as ndi
 
-from serialoct.correct.attenuation import compensate_attenuation, estimate_attenuation, estimate_tail
+from serialoct.correct.attenuation import compensate_attenuation, data_end, estimate_attenuation, estimate_tail
 from serialoct.correct.interface import sample_alines
 from serialoct.synth import beam_profile
 from serialoct.synth.phantom import LABELS
@@ -43,6 +43,29 @@ def test_decay_of_a_homogeneous_medium_is_removed(rng, mu_per_mm):
     slope = np.polyfit(np.arange(profile.size), np.log(profile), 1)[0]
     assert abs(slope * profile.size) <= DECAY_LEFT
     assert out.gain_limited_fraction == 0.0
+
+
+def _padded(volume, rng):
+    """What the interface crop makes of A-lines whose recordings end at different depths: the last
+    recorded voxel interpolated with the padding, exact zeros below."""
+    n_z = volume.shape[0]
+    end = rng.integers(n_z - 25, n_z + 1, volume.shape[1:])
+    z = np.arange(n_z)[:, None, None]
+    out = np.where(z < end, volume, 0.0).astype(np.float32)
+    partial = (z == end - 1) & (end < n_z)
+    out[partial] *= rng.uniform(0.05, 0.95, out[partial].shape).astype(np.float32)
+    return out, np.where(end < n_z, end - 1, end)
+
+
+def test_padding_below_the_data_is_no_signal(rng):
+    volume, end = _padded(_homogeneous(rng, 2.0), rng)
+    np.testing.assert_array_equal(data_end(volume), end)
+    out = compensate_attenuation(volume, axial_um=AXIAL_UM, noise_floor=FLOOR, max_gain=100.0)
+    assert (out.volume[volume == 0] == 0).all()
+    complete = out.volume[: int(end.min())]  # depths where every A-line still has data
+    profile = complete.mean(axis=(1, 2)) - FLOOR
+    slope = np.polyfit(np.arange(profile.size), np.log(profile), 1)[0]
+    assert abs(slope * profile.size) <= DECAY_LEFT  # counting the padding as signal (before): 1.17, over-compensated
 
 
 @pytest.mark.parametrize("mu_per_mm", [0.5, 2.0, 3.5])
