@@ -117,3 +117,15 @@ def test_refinement_agrees_with_the_motor_shift_across_the_rehoming(small_plan):
     assert gated.shifts[k] == shifts[k]
     assert not refine_unreliable(shifts, images, min_correlation=0.999).steps[0].accepted
     assert not refine_unreliable(shifts, {}).steps[0].accepted
+
+
+def test_a_rehoming_step_is_never_the_replacement_of_an_excluded_slices_steps():
+    rows = _rows([(0.1, 0.0), (0.1, 0.0), (0.6, 0.0), (0.1, 0.0), (0.1, 0.0)])  # 02 -> 03 is a genuine re-homing
+    config = [SliceConfigRow(f"{k:02d}") for k in range(6)]
+    config[3] = replace(config[3], rehomed=True)
+    config[4] = replace(config[4], use=False)
+    offsets = common_space_offsets(rows, [r.slice_id for r in config], config, excluded_mode="local_median", window=2)
+    step_in = -(offsets["04"][0] - offsets["03"][0]) * PIXEL_MM
+    step_out = -(offsets["05"][0] - offsets["04"][0]) * PIXEL_MM
+    assert (step_in, step_out) == pytest.approx((0.1, 0.1))
+    assert -(offsets["03"][0] - offsets["02"][0]) * PIXEL_MM == pytest.approx(0.6)  # the re-homing itself is kept

@@ -64,6 +64,7 @@ def replace_excluded_shifts(
     *,
     mode: ReplaceMode = "local_median",
     window: int = 2,
+    rehomed: Sequence[str] = (),
 ) -> list[ShiftRow]:
     """Replace every step into or out of an excluded slice (see :func:`~serialoct.align.shifts_analysis.replace_steps`).
 
@@ -76,12 +77,16 @@ def replace_excluded_shifts(
         ``common_space_excluded_slice_mode``.
     window : int
         ``common_space_excluded_slice_window``: steps on each side for ``local_median``.
+    rehomed : sequence of str
+        Slices reached by a genuine re-homing: the step into each is kept
+        out of the medians (a real move of the grid, not a typical step).
     """
     bad = set(excluded)
     touched = [i for i, r in enumerate(shifts) if r.fixed_id in bad or r.moving_id in bad]
     if touched and mode != "keep":
         log.info("%d step(s) touch excluded slice(s) %s: replaced (%s)", len(touched), ", ".join(sorted(bad)), mode)
-    return replace_steps(shifts, touched, mode=mode, window=window)
+    moves = [i for i, r in enumerate(shifts) if r.moving_id in set(rehomed)]
+    return replace_steps(shifts, touched, mode=mode, window=window, not_typical=moves)
 
 
 def common_space_offsets(
@@ -121,7 +126,8 @@ def common_space_offsets(
     if not ids:
         return {}
     validate_shifts_xy(list(shifts), ids)
-    rows = replace_excluded_shifts(shifts, excluded_slices(slice_config), mode=excluded_mode, window=window)
+    rows = replace_excluded_shifts(shifts, excluded_slices(slice_config), mode=excluded_mode, window=window,
+                                   rehomed=[r.slice_id for r in slice_config if r.rehomed])
     position = {ids[0]: (0.0, 0.0)}
     for row in sorted(rows, key=lambda r: r.fixed_id):
         if row.fixed_id in position and row.moving_id <= ids[-1]:

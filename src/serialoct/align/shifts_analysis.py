@@ -99,6 +99,7 @@ def replace_steps(
     *,
     mode: ReplaceMode = "local_median",
     window: int = 2,
+    not_typical: Collection[int] = (),
 ) -> list[ShiftRow]:
     """Replace the steps at ``indices`` (mm and px alike); the input is unchanged.
 
@@ -114,6 +115,9 @@ def replace_steps(
         ``zero``: 0. With no untouched step at all, the median modes give 0.
     window : int
         Steps on each side for ``local_median``, >= 1.
+    not_typical : collection of int
+        Steps kept as they are but never used as a replacement value (a
+        genuine re-homing is a real move, not what a typical step looks like).
 
     Returns
     -------
@@ -132,7 +136,8 @@ def replace_steps(
     if mode == "keep" or not chosen:
         return out
     mm, px = steps_mm(shifts), steps_px(shifts)
-    untouched = [i for i in range(len(out)) if i not in chosen]
+    sources_skip = chosen | {int(i) for i in not_typical}
+    untouched = [i for i in range(len(out)) if i not in sources_skip]
     global_mm = np.median(mm[untouched], axis=0) if untouched else np.zeros(2)
     global_px = np.median(px[untouched], axis=0) if untouched else np.zeros(2)
     for i in sorted(chosen):
@@ -141,8 +146,8 @@ def replace_steps(
         elif mode == "median":
             new_mm, new_px = global_mm, global_px
         else:
-            new_mm = _local_median(mm, i, chosen, window)
-            new_px = _local_median(px, i, chosen, window)
+            new_mm = _local_median(mm, i, sources_skip, window)
+            new_px = _local_median(px, i, sources_skip, window)
             if new_mm is None:
                 new_mm, new_px = global_mm, global_px
         out[i] = replace(out[i], x_shift_mm=float(new_mm[0]), y_shift_mm=float(new_mm[1]), x_shift=float(new_px[0]), y_shift=float(new_px[1]))

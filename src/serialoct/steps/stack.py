@@ -62,17 +62,21 @@ def _registrations(paths, p):
 
 
 def _boundaries(manifest, p):
-    """Lower neighbour id -> PairLink from each accepted zmorph boundary registration."""
+    """Lower neighbour id -> PairLink from each zmorph boundary registration (the gap-spanning link)."""
     from serialoct.align.pairwise import transform_confidence
     from serialoct.stack.series import PairLink
 
     out = {}
     for fragment in manifest.get("fragments", []):
         m = fragment.get("metrics") or {}
-        if fragment.get("failed") or not m.get("transform_accepted"):
+        # The boundary registration measures the lower slice against the upper one across the gap. The
+        # morph may still have used the identity (its stricter improvement gate); the link only needs
+        # a registration that did not make the match worse.
+        if fragment.get("failed") or "transform" not in m or m.get("ncc_after") is None:
             continue
-        t, zc = m["transform"], m.get("ncc_after")
-        zc = float("nan") if zc is None else float(zc)
+        t, zc = m["transform"], float(m["ncc_after"])
+        if m.get("ncc_before") is not None and zc < float(m["ncc_before"]):
+            continue
         conf = transform_confidence(zc, t["translation_px"], t["rotation_deg"], max_translation_px=p["registration_max_translation"],
                                     max_rotation_deg=p["registration_max_rotation"])
         out[fragment["lower_id"]] = PairLink(float(t["rotation_deg"]), tuple(map(float, t["translation_px"])), conf, zc, None,
