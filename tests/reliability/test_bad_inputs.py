@@ -366,3 +366,26 @@ def test_a_disk_that_fills_up_stops_the_run_clearly_and_a_rerun_with_space_resum
     resumed = _run(harness, reference_run.raw, out)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert harness.outputs(out) == reference_run.digests
+
+
+@pytest.mark.parametrize(("damage", "message"), [
+    ("nan_shift", r"shifts_xy.csv line 4 column y_shift: 'nan' is not a finite number"),
+    ("missing_row", r"shifts_xy.csv: no row from slice 03 towards slice 04"),
+    ("unknown_slice", r"slice_config.csv: names slice\(s\) 17 that are not in the data"),
+])
+def test_reconstruct_refuses_damaged_tables_before_any_work(reference_run, tmp_path, capsys, damage, message):
+    mosaics = tmp_path / "mosaics"
+    shutil.copytree(reference_run.out, mosaics, ignore=shutil.ignore_patterns(".snakemake", "logs", "benchmarks"))
+    lines = (mosaics / "shifts_xy.csv").read_text().splitlines()
+    if damage == "nan_shift":
+        fields = lines[3].split(",")
+        fields[3] = "nan"
+        (mosaics / "shifts_xy.csv").write_text("\n".join([*lines[:3], ",".join(fields), *lines[4:]]) + "\n")
+    elif damage == "missing_row":
+        (mosaics / "shifts_xy.csv").write_text("\n".join(line for line in lines if not line.startswith("03,")) + "\n")
+    else:
+        with open(mosaics / "slice_config.csv", "a") as f:
+            f.write("17,true" + "," * 13 + "\n")
+    assert main(["reconstruct", "--input", str(mosaics), "--output", str(tmp_path / "out")]) == 2
+    assert re.search(message, capsys.readouterr().err)
+    assert not (tmp_path / "out").exists()  # refused before any work

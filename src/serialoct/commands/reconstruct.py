@@ -9,6 +9,7 @@ user's own values.
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from serialoct.commands.workflow_options import add_workflow_arguments, execution_from, overrides_from
 
@@ -31,8 +32,6 @@ def resolve_paths(config: dict) -> dict:
     InputError
         No mosaic grids in ``input``, or a tables file that does not exist.
     """
-    from pathlib import Path
-
     from serialoct.errors import InputError
     from serialoct.workflows.targets import reconst_slices, subject_name
 
@@ -53,8 +52,26 @@ def resolve_paths(config: dict) -> dict:
             raise InputError(atlas, "atlas template not found (atlas_path: an NRRD, NIfTI or OME-Zarr file)")
         config["atlas_path"] = str(atlas.resolve())
     config["subject_name"] = subject_name(config)
-    reconst_slices(config)  # a clear error before any work
+    _check_tables(config, reconst_slices(config))  # clear errors before any work
     return config
+
+
+def _check_tables(config: dict, slice_ids: list[str]) -> None:
+    """The tables name the slices of the data and chain them: read and validated before the first job."""
+    from serialoct.io.tables import read_shifts_xy, read_slice_config, validate_shifts_xy, validate_slice_config
+
+    mosaics = sorted(p.name[len("mosaic_grid_3d_z") : -len(".ome.zarr")] for p in Path(config["input"]).glob("mosaic_grid_3d_z??.ome.zarr"))
+    if config["slice_config"]:
+        validate_slice_config(read_slice_config(config["slice_config"]), mosaics + _failed_in(config["slice_config"]),
+                              path=config["slice_config"])
+    validate_shifts_xy(read_shifts_xy(config["shifts_xy"]), slice_ids, path=config["shifts_xy"])
+
+
+def _failed_in(table: str) -> list[str]:
+    """Slices the table lists without data (preprocessing failed): known, not foreign."""
+    from serialoct.io.tables import read_slice_config
+
+    return [r.slice_id for r in read_slice_config(table) if not r.use]
 
 
 def run(args: argparse.Namespace) -> int:
