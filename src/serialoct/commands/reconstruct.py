@@ -93,7 +93,8 @@ def run(args: argparse.Namespace) -> int:
                                        (config["input"], config["shifts_xy"], config["slice_config"], config["atlas_path"]) if f},
                                      output)
     result = run_workflow(WORKFLOW, config, output, cores=cores, snakemake_args=["--dry-run"] if args.dry_run else [],
-                          execution=execution, report=None if args.dry_run else args.report, dag=args.dag)
+                          execution=execution, report=None if args.dry_run else args.report, dag=args.dag,
+                          run_info={"preset": args.preset})
     if not args.dry_run:
         print_summary(config, output, result, where="" if execution.is_local else f" on {execution.executor}")
     if args.dag:

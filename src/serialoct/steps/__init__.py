@@ -131,6 +131,11 @@ STEPS: dict[str, tuple[str, str, str]] = {
         "reconst_3d",
         "register the volume to the Allen atlas template and write an RAS-oriented copy (align_to_ras_enabled)",
     ),
+    "generate_report": (
+        "serialoct.steps.generate_report",
+        "reconst_3d",
+        "the HTML quality-control report of a reconstruction run, and README/readme.txt (generate_report)",
+    ),
 }
 
 __all__ = ["STEPS"]

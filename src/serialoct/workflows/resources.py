@@ -88,6 +88,7 @@ RULES: dict[str, RuleCost] = {
     "stack": RuleCost(base_mb=8000, runtime_min=120),
     # The atlas template (25 µm: 50 MB), the volume at the registration level and one block of output planes.
     "align_to_ras": RuleCost(base_mb=8000, runtime_min=120),
+    "generate_report": RuleCost(base_mb=1000, runtime_min=15),
 }
 
 

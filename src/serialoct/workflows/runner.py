@@ -225,6 +225,7 @@ def run_workflow(
     execution: Execution | None = None,
     report: str | os.PathLike | None = None,
     dag: str | os.PathLike | None = None,
+    run_info: Mapping[str, object] | None = None,
 ) -> RunResult:
     """Run ``workflow`` on a resolved configuration into ``output``.
 
@@ -248,6 +249,8 @@ def run_workflow(
         Write Snakemake's HTML report (every job with its runtime) here after a run that completed.
     dag : path, optional
         Write the DAG of jobs here before running (``.dot``, ``.mmd``, or rendered ``.svg``/``.png``/``.pdf``).
+    run_info : mapping, optional
+        Facts of the run that are not parameters (the preset), recorded with the configuration for the report.
 
     Raises
     ------
@@ -275,7 +278,7 @@ def run_workflow(
     container = execution.container if execution is not None else None
     command = "serialoct" if container else f"{sys.executable} -m serialoct"
     try:
-        first = _write_config(output, workflow, config, {"command": command, "skip_failed": False, "container": container})
+        first = _write_config(output, workflow, config, {**(run_info or {}), "command": command, "skip_failed": False, "container": container})
         if dag is not None:
             _write_dag(workflow, output, first, profile_args, dag)
         config_file = first
@@ -284,7 +287,7 @@ def run_workflow(
         failed = {s: read_failure(output / "failed" / f"z{s}.json") for s in failed_slices(output)}
         if rc != 0 and failed:
             log.warning("%d slice(s) failed: finishing the run without them", len(failed))
-            second = _write_config(output, workflow, config, {"command": command, "skip_failed": True, "container": container})
+            second = _write_config(output, workflow, config, {**(run_info or {}), "command": command, "skip_failed": True, "container": container})
             config_file = second
             since = time.time()
             rc = _snakemake(workflow, output, second, cores, resources or {}, run_args)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from serialoct.workflows.targets import SLICE_CONFIG_FINAL, stack_output
+from serialoct.workflows.targets import SLICE_CONFIG_FINAL, report_output, stack_output
 
 __all__ = ["print_summary", "summary_lines"]
 
@@ -44,6 +44,9 @@ def summary_lines(config: Mapping[str, object], output: Path, elapsed_s: float, 
         lines.append(f"  previews:    {volume.with_name(volume.name.removesuffix('.ome.zarr') + '.png')} (+ _annotated.png)")
     if table.is_file():
         lines.append(f"  slice table: {table}")
+    report = output / report_output(config)
+    if config.get("generate_report") and report.is_file():
+        lines.append(f"  QC report:   {report}")
     return lines
 
 

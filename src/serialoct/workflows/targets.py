@@ -18,7 +18,7 @@ __all__ = [
     "COMMON_SPACE", "INTERPOLATION_MANIFEST", "PER_SLICE_STEPS", "RUN_KEY", "SLICE_CONFIG_FINAL", "failure_record", "failed_slices",
     "global_transform_input", "interpolation_manifest", "pair_transform", "parse_slice_ranges", "per_slice_chain", "preproc_slices",
     "preproc_targets", "raw_inputs", "reconst_slices", "reconst_targets", "shifts_for_common_space", "slice_config_after",
-    "final_volume", "ras_output", "slice_input", "slice_output", "stack_output", "step_options", "subject_name",
+    "final_volume", "ras_output", "report_inputs", "report_output", "slice_input", "slice_output", "stack_output", "step_options", "subject_name",
 ]
 
 #: Config key of the run settings that are not workflow parameters (command, flags).
@@ -169,7 +169,8 @@ def reconst_targets(config: Mapping[str, object], skip: set[str] = frozenset()) 
         "previews": [f"previews/stitched_slices/slice_z{s}.png" for s in slices] if config["stitch_preview"] else [],
         "pairs": [(a, b) for a, b in zip(slices, slices[1:]) if int(b) == int(a) + 1],
         "series": [stack_output(config), SLICE_CONFIG_FINAL] + (ANALYZE_SHIFTS_OUTPUTS if config["analyze_shifts"] else [])
-        + ([ras_output(config)] if config["align_to_ras_enabled"] else []),
+        + ([ras_output(config)] if config["align_to_ras_enabled"] else [])
+        + ([report_output(config), "README/readme.txt"] if config["generate_report"] else []),
         # Every intermediate is a target too, so deleting one redoes it and what depends on it
         # (Snakemake would otherwise leave a missing intermediate alone while its consumers are up to date).
         "intermediates": [slice_output(step, s) for step in per_slice_chain(config)[:-1] for s in slices]
@@ -206,6 +207,22 @@ def stack_output(config: Mapping[str, object]) -> str:
 def ras_output(config: Mapping[str, object]) -> str:
     """``align_to_ras/{subject}_ras.ome.zarr``."""
     return f"align_to_ras/{subject_name(config)}_ras.ome.zarr"
+
+
+def report_output(config: Mapping[str, object]) -> str:
+    """``{subject}_quality_report.html``, or ``.zip`` with ``report_format = zip`` (the HTML and its pictures)."""
+    suffix = "zip" if config["report_format"] == "zip" else "html"
+    return f"{subject_name(config)}_quality_report.{suffix}"
+
+
+def report_inputs(config: Mapping[str, object]) -> list[str]:
+    """What the report summarises: the run's last records (it reads every metrics file of the folder)."""
+    inputs = ["stack/metrics.json", SLICE_CONFIG_FINAL]
+    if config["analyze_shifts"]:
+        inputs += ANALYZE_SHIFTS_OUTPUTS
+    if config["align_to_ras_enabled"]:
+        inputs.append("align_to_ras/metrics.json")
+    return inputs
 
 
 def final_volume(config: Mapping[str, object]) -> str:

@@ -95,3 +95,25 @@ rule align_to_ras:
     shell:
         CAP + "{SERIALOCT} step align_to_ras --input {input} --output {output.zarr} --metrics {output.metrics}"
         " {params.options} > {log} 2>&1"
+
+
+rule generate_report:
+    input:
+        report_inputs(config),
+    output:
+        report=report_output(config),
+        readme="README/readme.txt",
+        metrics="generate_report/metrics.json",
+    log:
+        "logs/generate_report.log",
+    benchmark:
+        "benchmarks/generate_report.tsv"
+    resources:
+        mem_mb=memory_mb("generate_report", config),
+        runtime=runtime_min("generate_report"),
+    params:
+        options=step_options(config, "generate_report"),
+        html=lambda wc, output: str(output.report).removesuffix(".zip") + (".html" if str(output.report).endswith(".zip") else ""),
+    shell:
+        CAP + "{SERIALOCT} step generate_report --run_dir . --output {params.html} --readme {output.readme}"
+        " --metrics {output.metrics} {params.options} > {log} 2>&1"
