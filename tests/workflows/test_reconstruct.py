@@ -5,7 +5,8 @@ is preprocessed and reconstructed once through ``serialoct reconstruct``
 with full pairwise transforms and no smoothing (``--profile aggressive``
 with ``stack_smooth_window 0`` and ``stack_translation_smooth_sigma 0``: the
 synthetic tissue drifts and turns at random from slice to slice, which the
-smoothing meant for real registration noise would blur away).
+smoothing meant for real registration noise would blur away). Variants
+(presets, the quality assessment) rerun only the series steps on a copy.
 """
 
 from __future__ import annotations
@@ -26,10 +27,13 @@ from .volume_truth import brain_points, frame_origin_px, sample_to_canvas, volum
 
 PLACEMENT_PX = 1.0  # per slice, at the working resolution
 ROTATION_DEG = 0.3
-#: Measured NCC with the phantom at 25 µm is 0.72 (BENCHMARKS.md); the issue's target of 0.90 is not met yet.
-MIN_NCC = 0.68
+#: Measured NCC with the phantom at 25 µm is 0.746 (BENCHMARKS.md); the issue's target of 0.90 is not met yet.
+MIN_NCC = 0.72
+#: The presets keep the guide's smoothing or the motors' XY, which the synthetic random motion does not suit.
+PRESET_NCC_MARGIN = 0.15  # conservative (motor XY, rotation only): 0.61
 BRAIN_RADIUS_MM = 0.9  # placement is checked over sample points this close to the brain centre
 SUBJECT = "brain"
+ACCURATE = ("--profile", "aggressive", "--stack_smooth_window", "0", "--stack_translation_smooth_sigma", "0")
 
 
 def _reconstruct(pp, out, *extra):
@@ -44,7 +48,7 @@ def run(tmp_path_factory):
     write_acquisition(root / "raw", config, seed=0)
     assert main(["preproc", "--input", str(root / "raw"), "--output", str(root / "pp"),
                  "--axial_resolution", str(config.axial_resolution_um), "--processes", "2"]) == 0
-    _reconstruct(root / "pp", root / "out", "--profile", "aggressive", "--stack_smooth_window", "0", "--stack_translation_smooth_sigma", "0")
+    _reconstruct(root / "pp", root / "out", *ACCURATE)
     truth = load_truth(root / "raw")
     return truth, truth.plan(), root
 
@@ -67,7 +71,7 @@ def _placements(plan, out):
 def test_every_slice_lands_within_one_voxel_and_0p3_degrees_of_its_true_place(run):
     _, plan, root = run
     found, _, _ = _placements(plan, root / "out")
-    assert sorted(found) == ["01", "02", "03", "05", "06", "07"]
+    assert sorted(found) == ["01", "02", "03", "05", "06", "07"]  # 04 is missing (interpolated)
     points = brain_points(plan, BRAIN_RADIUS_MM)
     ref_f, ref = found["01"]
     for sid, (f, placed) in found.items():
@@ -91,6 +95,25 @@ def test_the_missing_slice_is_interpolated_and_stacked(run):
     assert stacked["04"] == "interpolated" and "00" not in stacked  # the calibration slice stays out
 
 
+def _variant(root, tmp_path, *extra):
+    """The run again on a copy of its output with other parameters: only the steps they change are redone."""
+    out = tmp_path / "out"
+    shutil.copytree(root / "out", out, symlinks=True)
+    _reconstruct(root / "pp", out, *extra)
+    return out
+
+
+def test_the_degraded_slice_is_excluded_by_its_quality_and_the_reason_recorded(run, tmp_path):
+    _, _, root = run
+    out = _variant(root, tmp_path, *ACCURATE, "--auto_assess_quality", "true", "--common_space_excluded_slice_mode", "keep")
+    rows = {r.slice_id: r for r in read_slice_config(out / "finalise_interpolation" / "slice_config_final.csv")}
+    assert not rows["06"].use and rows["06"].exclude_reason == "low_quality" and rows["06"].auto_excluded
+    assert rows["06"].interpolated or rows["06"].interpolation_failed  # filled, or the gap recorded with why
+    assert all(rows[s].use and not rows[s].auto_excluded for s in ("01", "02", "03", "05", "07"))
+    stacked = {p["slice_id"]: p["source"] for p in open_ome_zarr(out / "stack" / f"{SUBJECT}.ome.zarr").extra_attrs["stacked_slices"]}
+    assert stacked.get("06") != "normalized"
+
+
 def test_the_volume_correlates_with_the_phantom_at_25um(run):
     truth, plan, root = run
     found, volume, space = _placements(plan, root / "out")
@@ -111,12 +134,10 @@ def test_the_volume_has_its_analysis_pyramid_zip_and_pictures(run):
 @pytest.mark.parametrize("profile", ["conservative", "aggressive", "minimal"])
 def test_every_preset_runs_to_the_end(run, tmp_path, profile):
     truth, plan, root = run
-    out = tmp_path / "out"
-    shutil.copytree(root / "out", out, symlinks=True)  # per-slice results are reused; only stacking reruns
-    _reconstruct(root / "pp", out, "--profile", profile)
+    out = _variant(root, tmp_path, "--profile", profile)
     found, volume, space = _placements(plan, out)
     score, _ = volume_ncc(volume.read(0), space["voxel_um"], truth, plan, found["01"][0], plan.slice("01").cut_depth_mm)
-    assert score >= MIN_NCC - 0.1
+    assert score >= MIN_NCC - PRESET_NCC_MARGIN
     metrics = json.loads((out / "stack" / "metrics.json").read_text())["metrics"]
     if profile == "minimal":
         assert metrics["transforms_skipped"]["value"] == metrics["n_slices"]["value"] - 1
