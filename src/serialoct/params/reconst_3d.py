@@ -91,6 +91,10 @@ IMPLEMENTED: frozenset[str] = frozenset({
     "ras_input_orientation", "ras_initial_rotation", "allen_preview", "atlas_path",
     # report
     "generate_report", "report_verbose", "report_format",
+    # diagnostics
+    "diagnostic_mode", "analyze_rotation_drift", "analyze_acquisition_rotation", "motor_only_stitch", "motor_only_stack",
+    "compare_stitching", "motor_only_overlap", "motor_only_stitch_blending", "motor_only_stack_blending",
+    "diagnostic_rotation_threshold", "comparison_tile_step", "save_refinement_data",
 })
 
 _AT_LEAST_1 = Bounds(low=1)

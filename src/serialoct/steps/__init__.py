@@ -136,6 +136,31 @@ STEPS: dict[str, tuple[str, str, str]] = {
         "reconst_3d",
         "the HTML quality-control report of a reconstruction run, and README/readme.txt (generate_report)",
     ),
+    "analyze_rotation_drift": (
+        "serialoct.steps.analyze_rotation_drift",
+        "reconst_3d",
+        "diagnostic: cumulative rotation of the pairwise registrations, slices over the threshold flagged",
+    ),
+    "analyze_acquisition_rotation": (
+        "serialoct.steps.analyze_acquisition_rotation",
+        "reconst_3d",
+        "diagnostic: rotation and scale between the motor steps and the registered displacements",
+    ),
+    "stitch_motor_only": (
+        "serialoct.steps.stitch_motor_only",
+        "reconst_3d",
+        "diagnostic: a slice stitched from the motor positions alone, with its seam metric",
+    ),
+    "stack_motor_only": (
+        "serialoct.steps.stack_motor_only",
+        "reconst_3d",
+        "diagnostic: the slices stacked from the common space alone, no pairwise transforms",
+    ),
+    "compare_stitching": (
+        "serialoct.steps.compare_stitching",
+        "reconst_3d",
+        "diagnostic: motor-only and refined stitching side by side, seams probed along tile edges",
+    ),
 }
 
 __all__ = ["STEPS"]

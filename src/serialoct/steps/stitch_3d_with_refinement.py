@@ -17,6 +17,7 @@ PARAMETERS = (
     "stitch_overlap_fraction",
     "stitch_blending_method",
     "max_blend_refinement_px",
+    "save_refinement_data",
     "use_gpu",
 )
 BLOCK_PX = 512  # output rows/columns rendered at once: one shard of the stitched slice
@@ -65,6 +66,15 @@ def run(args: argparse.Namespace) -> int:
                 region = (r0, min(rows, r0 + BLOCK_PX), c0, min(cols, c0 + BLOCK_PX))
                 block = blend_region(get_tile, placement, region, method=p["stitch_blending_method"], backend=backend)
                 out.array[:, region[0] : region[1], region[2] : region[3]] = block
+
+    if p["save_refinement_data"]:  # diagnostics/refined_stitch/ beside the step's folder
+        from pathlib import Path
+
+        from serialoct.diagnostics import placement_record
+        from serialoct.io.jsonfile import write_json
+
+        folder = Path(args.output).resolve().parent.parent / "diagnostics" / "refined_stitch"
+        write_json(folder / f"slice_z{args.slice}_refinement.json", placement_record(placement, layout_px=loaded.layout_px))
 
     # QC on the depth projections: seams of the blend, against the unblended tiles.
     flat = {t: image[None] for t, image in loaded.projections.items()}

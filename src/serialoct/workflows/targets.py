@@ -18,7 +18,7 @@ __all__ = [
     "COMMON_SPACE", "INTERPOLATION_MANIFEST", "PER_SLICE_STEPS", "RUN_KEY", "SLICE_CONFIG_FINAL", "failure_record", "failed_slices",
     "global_transform_input", "interpolation_manifest", "pair_transform", "parse_slice_ranges", "per_slice_chain", "preproc_slices",
     "preproc_targets", "raw_inputs", "reconst_slices", "reconst_targets", "shifts_for_common_space", "slice_config_after",
-    "final_volume", "ras_output", "report_inputs", "report_output", "slice_input", "slice_output", "stack_output", "step_options", "subject_name",
+    "diagnostic_on", "diagnostics_outputs", "final_volume", "ras_output", "report_inputs", "report_output", "slice_input", "slice_output", "stack_output", "step_options", "subject_name",
 ]
 
 #: Config key of the run settings that are not workflow parameters (command, flags).
@@ -170,7 +170,8 @@ def reconst_targets(config: Mapping[str, object], skip: set[str] = frozenset()) 
         "pairs": [(a, b) for a, b in zip(slices, slices[1:]) if int(b) == int(a) + 1],
         "series": [stack_output(config), SLICE_CONFIG_FINAL] + (ANALYZE_SHIFTS_OUTPUTS if config["analyze_shifts"] else [])
         + ([ras_output(config)] if config["align_to_ras_enabled"] else [])
-        + ([report_output(config), "README/readme.txt"] if config["generate_report"] else []),
+        + ([report_output(config), "README/readme.txt"] if config["generate_report"] else [])
+        + diagnostics_outputs(config, slices),
         # Every intermediate is a target too, so deleting one redoes it and what depends on it
         # (Snakemake would otherwise leave a missing intermediate alone while its consumers are up to date).
         "intermediates": [slice_output(step, s) for step in per_slice_chain(config)[:-1] for s in slices]
@@ -207,6 +208,27 @@ def stack_output(config: Mapping[str, object]) -> str:
 def ras_output(config: Mapping[str, object]) -> str:
     """``align_to_ras/{subject}_ras.ome.zarr``."""
     return f"align_to_ras/{subject_name(config)}_ras.ome.zarr"
+
+
+def diagnostic_on(config: Mapping[str, object], flag: str) -> bool:
+    """A diagnostic runs when its own flag or ``diagnostic_mode`` is set."""
+    return bool(config["diagnostic_mode"] or config[flag])
+
+
+def diagnostics_outputs(config: Mapping[str, object], slices: list[str]) -> list[str]:
+    """The diagnostics the configuration asks for (``diagnostics/``)."""
+    out = []
+    if diagnostic_on(config, "analyze_rotation_drift"):
+        out.append("diagnostics/rotation_analysis/rotation_drift.json")
+    if diagnostic_on(config, "analyze_acquisition_rotation"):
+        out.append("diagnostics/acquisition_rotation/acquisition_rotation.json")
+    if diagnostic_on(config, "motor_only_stitch"):
+        out += [f"diagnostics/motor_only_stitch/slice_z{s}.ome.zarr" for s in slices]
+    if diagnostic_on(config, "compare_stitching"):
+        out += [f"diagnostics/stitch_comparison/slice_z{s}_seams.json" for s in slices]
+    if diagnostic_on(config, "motor_only_stack"):
+        out.append(f"diagnostics/motor_only_stack/{subject_name(config)}_motor_only.ome.zarr")
+    return out
 
 
 def report_output(config: Mapping[str, object]) -> str:
