@@ -89,6 +89,8 @@ IMPLEMENTED: frozenset[str] = frozenset({
     # atlas registration
     "align_to_ras_enabled", "allen_resolution", "allen_metric", "allen_max_iterations", "allen_registration_level",
     "ras_input_orientation", "ras_initial_rotation", "allen_preview", "atlas_path",
+    # bias field
+    "correct_bias_field", "bias_mode", "bias_strength",
     # report
     "generate_report", "report_verbose", "report_format",
     # diagnostics

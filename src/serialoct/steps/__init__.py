@@ -126,6 +126,11 @@ STEPS: dict[str, tuple[str, str, str]] = {
         "reconst_3d",
         "assemble the aligned slices into the volume and its pyramid, block by block",
     ),
+    "correct_bias_field": (
+        "serialoct.steps.correct_bias_field",
+        "reconst_3d",
+        "N4 bias-field correction of the stacked volume, estimated reduced and applied block by block (correct_bias_field)",
+    ),
     "align_to_ras": (
         "serialoct.steps.align_to_ras",
         "reconst_3d",

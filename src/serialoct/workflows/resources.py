@@ -89,6 +89,8 @@ RULES: dict[str, RuleCost] = {
     # The atlas template (25 µm: 50 MB), the volume at the registration level and one block of output planes.
     "align_to_ras": RuleCost(base_mb=8000, runtime_min=120),
     "generate_report": RuleCost(base_mb=1000, runtime_min=15),
+    # N4 on a reduced copy (about 64^3 bins) and one block of planes.
+    "correct_bias_field": RuleCost(base_mb=4000, runtime_min=120),
     "analyze_rotation_drift": RuleCost(base_mb=500, runtime_min=15),
     "analyze_acquisition_rotation": RuleCost(base_mb=500, runtime_min=15),
     "stitch_motor_only": RuleCost(base_mb=4000, runtime_min=60, gpu_capable=True),

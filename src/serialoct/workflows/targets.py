@@ -169,6 +169,7 @@ def reconst_targets(config: Mapping[str, object], skip: set[str] = frozenset()) 
         "previews": [f"previews/stitched_slices/slice_z{s}.png" for s in slices] if config["stitch_preview"] else [],
         "pairs": [(a, b) for a, b in zip(slices, slices[1:]) if int(b) == int(a) + 1],
         "series": [stack_output(config), SLICE_CONFIG_FINAL] + (ANALYZE_SHIFTS_OUTPUTS if config["analyze_shifts"] else [])
+        + ([final_volume(config)] if config["correct_bias_field"] else [])
         + ([ras_output(config)] if config["align_to_ras_enabled"] else [])
         + ([report_output(config), "README/readme.txt"] if config["generate_report"] else [])
         + diagnostics_outputs(config, slices),
@@ -242,6 +243,8 @@ def report_inputs(config: Mapping[str, object]) -> list[str]:
     inputs = ["stack/metrics.json", SLICE_CONFIG_FINAL]
     if config["analyze_shifts"]:
         inputs += ANALYZE_SHIFTS_OUTPUTS
+    if config["correct_bias_field"]:
+        inputs.append("correct_bias_field/metrics.json")
     if config["align_to_ras_enabled"]:
         inputs.append("align_to_ras/metrics.json")
     return inputs

@@ -76,6 +76,27 @@ rule stack:
         " {params.options} > {log} 2>&1"
 
 
+rule correct_bias_field:
+    input:
+        stack_output(config),
+    output:
+        zarr=directory(f"correct_bias_field/{subject_name(config)}_corrected.ome.zarr"),
+        metrics="correct_bias_field/metrics.json",
+    log:
+        "logs/correct_bias_field.log",
+    benchmark:
+        "benchmarks/correct_bias_field.tsv"
+    threads: config["processes"]
+    resources:
+        mem_mb=memory_mb("correct_bias_field", config),
+        runtime=runtime_min("correct_bias_field"),
+    params:
+        options=step_options(config, "correct_bias_field"),
+    shell:
+        CAP + "{SERIALOCT} step correct_bias_field --input {input} --output {output.zarr} --metrics {output.metrics}"
+        " {params.options} > {log} 2>&1"
+
+
 rule align_to_ras:
     input:
         final_volume(config),
