@@ -114,6 +114,33 @@ def test_the_degraded_slice_is_excluded_by_its_quality_and_the_reason_recorded(r
     assert stacked.get("06") != "normalized"
 
 
+MANUAL_ERROR_PX = (2.0, -1.5)  # added to slice 03's exported transform, at the export level (1: 2x)
+MANUAL_ERROR_DEG = 1.0
+
+
+def test_a_hand_corrected_transform_overrides_the_registration_and_refinement_polishes_it(run, tmp_path):
+    _, plan, root = run
+    out = _variant(root, tmp_path, *ACCURATE, "--export_manual_align", "true")
+    index = json.loads((out / "export_manual_align" / "index.json").read_text())
+    assert index["level"] == 1 and (out / "export_manual_align" / "aips" / "slice_z03.png").is_file()
+    record = json.loads((out / "export_manual_align" / "transforms" / "slice_z03.json").read_text())
+    record["translation_px"] = [v + d for v, d in zip(record["translation_px"], MANUAL_ERROR_PX)]
+    record["rotation_deg"] += MANUAL_ERROR_DEG
+    manual = tmp_path / "manual"
+    manual.mkdir()
+    (manual / "slice_z03.json").write_text(json.dumps(record))
+    points = brain_points(plan, BRAIN_RADIUS_MM)
+
+    def error_of_03(*extra):
+        _reconstruct(root / "pp", out, *ACCURATE, "--manual_transforms_dir", str(manual), *extra)
+        found, _, _ = _placements(plan, out)
+        return np.hypot(*(found["03"][0](points) - found["01"][0](points)).T).max()
+
+    taken = error_of_03()
+    assert taken > 2 * np.hypot(*MANUAL_ERROR_PX)  # the hand's transform is used as given (error x2 at full resolution, + turn)
+    assert error_of_03("--refine_manual_transforms", "true") < PLACEMENT_PX
+
+
 def test_the_volume_correlates_with_the_phantom_at_25um(run):
     truth, plan, root = run
     found, volume, space = _placements(plan, root / "out")

@@ -51,6 +51,11 @@ def resolve_paths(config: dict) -> dict:
         if not atlas.exists():
             raise InputError(atlas, "atlas template not found (atlas_path: an NRRD, NIfTI or OME-Zarr file)")
         config["atlas_path"] = str(atlas.resolve())
+    if config["manual_transforms_dir"]:
+        manual = Path(config["manual_transforms_dir"]).expanduser()
+        if not manual.is_dir():
+            raise InputError(manual, "manual_transforms_dir is not a folder (put the corrected slice_zNN.json files there)")
+        config["manual_transforms_dir"] = str(manual.resolve())
     config["subject_name"] = subject_name(config)
     _check_tables(config, reconst_slices(config))  # clear errors before any work
     return config
@@ -90,7 +95,8 @@ def run(args: argparse.Namespace) -> int:
         cores = None
     output = Path(config["output"])
     execution = execution.with_binds(*{str(Path(f).parent) if Path(f).is_file() else f for f in
-                                       (config["input"], config["shifts_xy"], config["slice_config"], config["atlas_path"]) if f},
+                                       (config["input"], config["shifts_xy"], config["slice_config"], config["atlas_path"],
+                                                 config["manual_transforms_dir"]) if f},
                                      output)
     result = run_workflow(WORKFLOW, config, output, cores=cores, snakemake_args=["--dry-run"] if args.dry_run else [],
                           execution=execution, report=None if args.dry_run else args.report, dag=args.dag,

@@ -91,6 +91,9 @@ IMPLEMENTED: frozenset[str] = frozenset({
     "ras_input_orientation", "ras_initial_rotation", "allen_preview", "atlas_path",
     # bias field
     "correct_bias_field", "bias_mode", "bias_strength",
+    # manual alignment
+    "export_manual_align", "manual_align_level", "manual_transforms_dir", "refine_manual_transforms",
+    "refine_max_translation_px", "refine_max_rotation_deg",
     # report
     "generate_report", "report_verbose", "report_format",
     # diagnostics

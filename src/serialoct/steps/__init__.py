@@ -116,6 +116,11 @@ STEPS: dict[str, tuple[str, str, str]] = {
         "reconst_3d",
         "slice_config_final.csv: the slice table with the outcome of every gap",
     ),
+    "export_manual_align": (
+        "serialoct.steps.export_manual_align",
+        "reconst_3d",
+        "export slice projections and the current pairwise transforms for hand correction (export_manual_align)",
+    ),
     "auto_exclude_slices": (
         "serialoct.steps.auto_exclude_slices",
         "reconst_3d",

@@ -24,7 +24,7 @@ PARAMETERS = (
     "stack_max_pairwise_translation", "stack_smooth_window", "stack_translation_smooth_sigma", "stack_translation_min_zcorr",
     "pyramid_resolutions", "pyramid_n_levels", "pyramid_make_isotropic", "registration_slicing_interval_mm",
     "registration_max_translation", "registration_max_rotation", "moving_slice_first_index", "annotated_label_every",
-    "annotated_show_lines",
+    "annotated_show_lines", "manual_transforms_dir", "refine_manual_transforms", "refine_max_translation_px", "refine_max_rotation_deg",
 )
 #: Slices kept decompressed while rendering: a block of planes touches at most two or three slices.
 CACHED_SLICES = 3
@@ -46,10 +46,11 @@ def _registrations(paths, p):
     from serialoct.io.jsonfile import read_json
     from serialoct.stack.series import PairLink
 
-    out, skipped = {}, {}
+    out, skipped, raw = {}, {}, {}
     for path in paths:
         record = read_json(path, required=("fixed_id", "moving_id", "rotation_deg", "translation_px", "status"))
         t = PairwiseTransform.from_dict(record)
+        raw[record["moving_id"]] = t
         gate = gate_transform(t, high=0.0, low=0.0, skip_error=p["skip_error_transforms"], skip_warning=p["skip_warning_transforms"],
                               min_z_correlation=p["load_transform_min_zcorr"], max_rotation_deg=p["load_transform_max_rotation"])
         if int(record["moving_id"]) != int(record["fixed_id"]) + 1:
@@ -58,7 +59,51 @@ def _registrations(paths, p):
             skipped[record["moving_id"]] = t.reason or f"status {t.status}"
             continue
         out[record["moving_id"]] = PairLink(t.rotation_deg, t.translation_px, t.confidence, t.z_correlation, t.z_offset_planes, "registration")
-    return out, skipped
+    return out, skipped, raw
+
+
+def _manual_links(folder, order, raw, space, placed_volume, p) -> tuple[dict, dict]:
+    """Moving id -> PairLink of every hand-corrected transform in ``folder`` (``slice_zNN.json``), refined on request.
+
+    The depth match stays the automated registration's where it was trusted.
+    Returns the links and, per slice, what was done (for the metrics).
+    """
+    import dataclasses
+    from pathlib import Path
+
+    from serialoct.errors import FormatError, InputError
+    from serialoct.io.jsonfile import read_json
+    from serialoct.stack.manual import ManualTransform, manual_link, matched_planes, refine_manual
+
+    links, notes = {}, {}
+    for sid in order:
+        path = Path(folder) / f"slice_z{sid}.json"
+        if not path.is_file():
+            continue
+        try:
+            record = ManualTransform.from_dict(read_json(path))
+        except ValueError as exc:
+            raise FormatError(path, str(exc)) from None
+        if record.moving_id != sid or record.fixed_id != f"{int(sid) - 1:02d}":
+            raise InputError(path, f"links {record.fixed_id} -> {record.moving_id}; expected {int(sid) - 1:02d} -> {sid} for this file name")
+        auto = raw.get(sid)
+        z_offset = auto.z_offset_planes if auto is not None and auto.z_correlation >= p["z_overlap_min_corr"] else None
+        if p["refine_manual_transforms"] and record.fixed_id in order:
+            if auto is not None:
+                z_fixed, z_moving = auto.z_index_fixed, auto.z_index_moving
+            else:
+                z_moving = p["moving_slice_first_index"]
+                z_fixed = round(p["registration_slicing_interval_mm"] * 1000.0 / space.voxel_um) + z_moving
+            fixed, moving = placed_volume(record.fixed_id), placed_volume(sid)
+            z_fixed, z_moving = min(z_fixed, fixed.shape[0] - 1), min(z_moving, moving.shape[0] - 1)
+            planes = matched_planes(fixed, moving, z_fixed=z_fixed, z_moving=z_moving)
+            links[sid], info = refine_manual(*planes, record, max_translation_px=p["refine_max_translation_px"],
+                                             max_rotation_deg=p["refine_max_rotation_deg"], z_offset_planes=z_offset)
+            notes[sid] = dataclasses.asdict(info)
+        else:
+            links[sid] = manual_link(record, canvas_shape=space.shape, z_offset_planes=z_offset)
+            notes[sid] = {"status": "manual"}
+    return links, notes
 
 
 def _boundaries(manifest, p):
@@ -123,17 +168,26 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(args.slice_config, "no slice is left to stack (every slice excluded or failed)")
     source = {sid: (paths[sid] if kind == "normalized" else interpolated[sid]) for sid, kind in order.items()}
 
-    registrations, skipped = _registrations(args.transforms, p)
-    links = chain_pairs(order, registrations, _boundaries(manifest, p))
-    rot, trans, conf, zcorr = chain_arrays(order, links)
-    transforms = dict(zip(order, resolve_transforms(rot, trans, conf, zcorr, policy=TransformPolicy.from_guide(p))))
-
     @functools.lru_cache(maxsize=CACHED_SLICES)
     def volume(sid: str) -> np.ndarray:
         return read_slice(source[sid]).volume
 
     def position(sid: str) -> tuple[float, float]:
         return space.positions_px[sid] if order[sid] == "normalized" else (0.0, 0.0)
+
+    registrations, skipped, raw = _registrations(args.transforms, p)
+    manual_notes = {}
+    if p["manual_transforms_dir"]:
+        def placed_volume(sid: str) -> np.ndarray:  # a slice in the canvas by the motors alone, as registration saw it
+            return warp_to_canvas(volume(sid), space.shape, offset_px=position(sid))
+
+        manual, manual_notes = _manual_links(p["manual_transforms_dir"], order, raw, space, placed_volume, p)
+        registrations.update(manual)
+        for sid in manual:
+            skipped.pop(sid, None)
+    links = chain_pairs(order, registrations, _boundaries(manifest, p))
+    rot, trans, conf, zcorr = chain_arrays(order, links)
+    transforms = dict(zip(order, resolve_transforms(rot, trans, conf, zcorr, policy=TransformPolicy.from_guide(p))))
 
     def in_canvas(sid: str, planes: np.ndarray) -> np.ndarray:
         t = transforms[sid]
@@ -203,5 +257,5 @@ def run(args: argparse.Namespace) -> int:
         "shape": Metric(list(plan.shape), "voxels", "output (z, y, x) at level 0"),
         "pyramid_um": Metric(levels, "µm", "resolutions of the pyramid levels"),
     }, timer.elapsed_s, info={"slices": placed, "holes": [list(h) for h in plan.holes], "skipped_transforms": skipped,
-                              "z_offsets": z_notes})
+                              "z_offsets": z_notes, "manual": manual_notes})
     return 0

@@ -84,6 +84,7 @@ RULES: dict[str, RuleCost] = {
     "register_pairwise": RuleCost(base_mb=6000, runtime_min=30),
     "interpolate_missing_slice": RuleCost(base_mb=6000, runtime_min=60),
     "auto_exclude_slices": RuleCost(base_mb=500, runtime_min=15),
+    "export_manual_align": RuleCost(base_mb=4000, runtime_min=30),
     "finalise_interpolation": RuleCost(base_mb=500, runtime_min=15),
     "stack": RuleCost(base_mb=8000, runtime_min=120),
     # The atlas template (25 µm: 50 MB), the volume at the registration level and one block of output planes.

@@ -18,7 +18,7 @@ __all__ = [
     "COMMON_SPACE", "INTERPOLATION_MANIFEST", "PER_SLICE_STEPS", "RUN_KEY", "SLICE_CONFIG_FINAL", "failure_record", "failed_slices",
     "global_transform_input", "interpolation_manifest", "pair_transform", "parse_slice_ranges", "per_slice_chain", "preproc_slices",
     "preproc_targets", "raw_inputs", "reconst_slices", "reconst_targets", "shifts_for_common_space", "slice_config_after",
-    "diagnostic_on", "diagnostics_outputs", "final_volume", "ras_output", "report_inputs", "report_output", "slice_input", "slice_output", "stack_output", "step_options", "subject_name",
+    "diagnostic_on", "diagnostics_outputs", "manual_transforms", "final_volume", "ras_output", "report_inputs", "report_output", "slice_input", "slice_output", "stack_output", "step_options", "subject_name",
 ]
 
 #: Config key of the run settings that are not workflow parameters (command, flags).
@@ -170,6 +170,7 @@ def reconst_targets(config: Mapping[str, object], skip: set[str] = frozenset()) 
         "pairs": [(a, b) for a, b in zip(slices, slices[1:]) if int(b) == int(a) + 1],
         "series": [stack_output(config), SLICE_CONFIG_FINAL] + (ANALYZE_SHIFTS_OUTPUTS if config["analyze_shifts"] else [])
         + ([final_volume(config)] if config["correct_bias_field"] else [])
+        + (["export_manual_align/index.json"] if config["export_manual_align"] else [])
         + ([ras_output(config)] if config["align_to_ras_enabled"] else [])
         + ([report_output(config), "README/readme.txt"] if config["generate_report"] else [])
         + diagnostics_outputs(config, slices),
@@ -230,6 +231,12 @@ def diagnostics_outputs(config: Mapping[str, object], slices: list[str]) -> list
     if diagnostic_on(config, "motor_only_stack"):
         out.append(f"diagnostics/motor_only_stack/{subject_name(config)}_motor_only.ome.zarr")
     return out
+
+
+def manual_transforms(config: Mapping[str, object]) -> list[str]:
+    """The hand-corrected transform files stacking reads (so that editing one reruns the stack)."""
+    folder = config.get("manual_transforms_dir")
+    return sorted(str(p) for p in Path(str(folder)).glob("slice_z??.json")) if folder else []
 
 
 def report_output(config: Mapping[str, object]) -> str:

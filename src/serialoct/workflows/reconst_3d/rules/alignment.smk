@@ -141,3 +141,25 @@ rule interpolate_missing_slice:
     shell:
         CAP + "{SERIALOCT} step interpolate_missing_slice --inputs {input.slices:q} --common_space {input.space} {params.table}"
         " --output {output.manifest} --metrics {output.metrics} {params.options} > {log} 2>&1"
+
+
+rule export_manual_align:
+    input:
+        slices=TARGETS["normalized"],
+        space=COMMON_SPACE,
+        transforms=[pair_transform(b) for _, b in TARGETS["pairs"]],
+    output:
+        index="export_manual_align/index.json",
+        metrics="export_manual_align/metrics.json",
+    log:
+        "logs/export_manual_align.log",
+    benchmark:
+        "benchmarks/export_manual_align.tsv"
+    resources:
+        mem_mb=memory_mb("export_manual_align", config),
+        runtime=runtime_min("export_manual_align"),
+    params:
+        options=step_options(config, "export_manual_align"),
+    shell:
+        CAP + "{SERIALOCT} step export_manual_align --inputs {input.slices:q} --common_space {input.space}"
+        " --transforms {input.transforms:q} --output_dir export_manual_align --metrics {output.metrics} {params.options} > {log} 2>&1"

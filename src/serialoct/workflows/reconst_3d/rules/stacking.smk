@@ -57,6 +57,7 @@ rule stack:
         table=SLICE_CONFIG_FINAL,
         manifest=INTERPOLATION_MANIFEST,
         transforms=[pair_transform(b) for _, b in TARGETS["pairs"]],
+        manual=manual_transforms(config),
     output:
         zarr=directory(stack_output(config)),
         metrics="stack/metrics.json",
