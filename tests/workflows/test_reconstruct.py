@@ -118,7 +118,7 @@ MANUAL_ERROR_PX = (2.0, -1.5)  # added to slice 03's exported transform, at the 
 MANUAL_ERROR_DEG = 1.0
 
 
-def test_a_hand_corrected_transform_overrides_the_registration_and_refinement_polishes_it(run, tmp_path):
+def test_a_hand_corrected_transform_is_used_and_polished_by_refinement_or_by_the_blend_refinement(run, tmp_path):
     _, plan, root = run
     out = _variant(root, tmp_path, *ACCURATE, "--export_manual_align", "true")
     index = json.loads((out / "export_manual_align" / "index.json").read_text())
@@ -139,6 +139,10 @@ def test_a_hand_corrected_transform_overrides_the_registration_and_refinement_po
     taken = error_of_03()
     assert taken > 2 * np.hypot(*MANUAL_ERROR_PX)  # the hand's transform is used as given (error x2 at full resolution, + turn)
     assert error_of_03("--refine_manual_transforms", "true") < PLACEMENT_PX
+    # A shift alone is what the blend refinement measures in the depth overlap, and corrects for the slices below too.
+    record["rotation_deg"] -= MANUAL_ERROR_DEG
+    (manual / "slice_z03.json").write_text(json.dumps(record))
+    assert error_of_03("--blend_refinement_px", "6") < PLACEMENT_PX
 
 
 def test_the_volume_correlates_with_the_phantom_at_25um(run):

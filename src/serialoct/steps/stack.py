@@ -17,7 +17,7 @@ import argparse
 from serialoct.steps.alignment import add_series_arguments
 
 PARAMETERS = (
-    "stack_blend_enabled", "stack_blend_z_refine_vox", "use_expected_z_overlap", "apply_pairwise_transforms", "apply_rotation_only",
+    "stack_blend_enabled", "blend_refinement_px", "stack_blend_z_refine_vox", "use_expected_z_overlap", "apply_pairwise_transforms", "apply_rotation_only",
     "max_rotation_deg", "transform_confidence_high", "transform_confidence_low", "z_overlap_min_corr", "blend_z_refine_min_confidence",
     "skip_error_transforms", "skip_warning_transforms", "load_transform_min_zcorr", "load_transform_max_rotation",
     "stack_accumulate_translations", "stack_confidence_weight_translations", "stack_max_cumulative_drift_px",
@@ -129,6 +129,47 @@ def _boundaries(manifest, p):
     return out
 
 
+#: Planes of each side of a depth overlap averaged for the XY refinement of the blend.
+OVERLAP_PLANES = 4
+#: Phase-correlation peak (0-1) below which an overlap says nothing about XY.
+MIN_OVERLAP_PEAK = 0.05
+
+
+def _refine_overlaps(ids, z_notes, transforms, volume, in_canvas, first_plane: int, limit_px: float):
+    """``blend_refinement_px``: the XY residual of each depth overlap by phase correlation, chained downwards.
+
+    Where two consecutive slices image the same tissue (the lower one's planes
+    ``m ..`` and the upper one's planes ``offset + m ..``, both as placed), the
+    lag of their mean images is a correction of the lower slice's placement;
+    it applies to every slice below too (they are placed relative to it). A
+    lag beyond ``limit_px`` or a weak peak is not used.
+    """
+    import dataclasses
+
+    import numpy as np
+
+    from serialoct.stitch.correlate import phase_correlate
+
+    out, notes, carried = dict(transforms), {}, np.zeros(2)
+    for above, sid in zip(ids[:-1], ids[1:]):
+        t = out[sid]
+        out[sid] = dataclasses.replace(t, translation_px=tuple(float(v) for v in np.asarray(t.translation_px) + carried))
+        if sid not in z_notes:
+            continue
+        offset, m = z_notes[sid]["used"], first_plane
+        upper, lower = volume(above)[offset + m : offset + m + OVERLAP_PLANES], volume(sid)[m : m + OVERLAP_PLANES]
+        if len(upper) == 0 or len(lower) == 0:
+            continue
+        a, b = in_canvas(above, upper, out).mean(axis=0), in_canvas(sid, lower, out).mean(axis=0)
+        lag, peak, at_limit = phase_correlate(a, b, max_shift_px=limit_px)
+        used = bool(not at_limit and peak >= MIN_OVERLAP_PEAK and np.all(np.abs(lag) <= limit_px))
+        notes[sid] = {"lag_px": [float(v) for v in lag], "peak": float(peak), "used": used}
+        if used:
+            carried = carried + lag
+            out[sid] = dataclasses.replace(out[sid], translation_px=tuple(float(v) for v in np.asarray(out[sid].translation_px) + lag))
+    return out, notes
+
+
 def run(args: argparse.Namespace) -> int:
     import functools
     from pathlib import Path
@@ -189,8 +230,8 @@ def run(args: argparse.Namespace) -> int:
     rot, trans, conf, zcorr = chain_arrays(order, links)
     transforms = dict(zip(order, resolve_transforms(rot, trans, conf, zcorr, policy=TransformPolicy.from_guide(p))))
 
-    def in_canvas(sid: str, planes: np.ndarray) -> np.ndarray:
-        t = transforms[sid]
+    def in_canvas(sid: str, planes: np.ndarray, placements=None) -> np.ndarray:
+        t = (placements or transforms)[sid]
         return warp_to_canvas(planes, space.shape, offset_px=position(sid), rotation_deg=t.rotation_deg, translation_px=t.translation_px)
 
     # Depth: the expected spacing (no rounding drift), or the registration's depth match; then the blend
@@ -218,6 +259,10 @@ def run(args: argparse.Namespace) -> int:
             z_offsets[k] = max(1, offset)
         z_notes[sid] = {"expected": expected_k, "used": max(1, offset)}
 
+    xy_notes = {}
+    if p["blend_refinement_px"] > 0:
+        transforms, xy_notes = _refine_overlaps(ids, z_notes, transforms, volume, in_canvas, p["moving_slice_first_index"],
+                                                p["blend_refinement_px"])
     slices = [StackSlice(int(sid), tuple(volume(sid).shape), position(sid), transforms[sid]) for sid in order]
     plan = plan_stack(slices, slice_thickness_um=p["registration_slicing_interval_mm"] * 1000.0, voxel_um=space.voxel_um,
                       z_offsets=z_offsets, blend=p["stack_blend_enabled"], canvas_shape=space.shape)
@@ -257,5 +302,5 @@ def run(args: argparse.Namespace) -> int:
         "shape": Metric(list(plan.shape), "voxels", "output (z, y, x) at level 0"),
         "pyramid_um": Metric(levels, "µm", "resolutions of the pyramid levels"),
     }, timer.elapsed_s, info={"slices": placed, "holes": [list(h) for h in plan.holes], "skipped_transforms": skipped,
-                              "z_offsets": z_notes, "manual": manual_notes})
+                              "z_offsets": z_notes, "manual": manual_notes, "blend_refinement": xy_notes})
     return 0
