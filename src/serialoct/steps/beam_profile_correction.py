@@ -21,6 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from serialoct.correct.beam import estimate_beam_profile, fix_beam_profile
     from serialoct.correct.interface import detect_surface
+    from serialoct.errors import InputError
     from serialoct.io.slices import read_slice, write_slice
     from serialoct.io.tables import Metric
     from serialoct.steps.slice_step import begin, write_step_metrics
@@ -28,7 +29,10 @@ def run(args: argparse.Namespace) -> int:
     p, timer, backend = begin(args, PARAMETERS)
     stitched = read_slice(args.input)
     axial_um = stitched.voxel_size_um[0]
-    surface = detect_surface(stitched.volume, backend=backend)
+    try:
+        surface = detect_surface(stitched.volume, backend=backend)
+    except ValueError as exc:  # too few planes: a refused slice, not a crash
+        raise InputError(args.input, f"{exc}; is the axial resolution of the mosaic grids right (preproc --axial_resolution)?") from None
     beam = estimate_beam_profile(stitched.volume, surface, axial_um=axial_um, backend=backend)
     volume = stitched.volume
     if beam.reliable:
