@@ -145,6 +145,22 @@ def test_a_hand_corrected_transform_is_used_and_polished_by_refinement_or_by_the
     assert error_of_03("--blend_refinement_px", "6") < PLACEMENT_PX
 
 
+def test_diagnostic_mode_writes_every_analysis_and_motor_only_stitching_has_the_larger_seams(run, tmp_path):
+    _, _, root = run
+    out = _variant(root, tmp_path, *ACCURATE, "--diagnostic_mode", "true", "--save_refinement_data", "true")
+    diagnostics = out / "diagnostics"
+    for name in ("rotation_analysis/rotation_drift.json", "rotation_analysis/rotation_drift.png",
+                 "acquisition_rotation/acquisition_rotation.json", f"motor_only_stack/{SUBJECT}_motor_only.ome.zarr",
+                 "refined_stitch/slice_z03_refinement.json", "stitch_comparison/slice_z03_comparison.png"):
+        assert (diagnostics / name).exists(), name
+    drift = json.loads((diagnostics / "rotation_analysis" / "rotation_drift.json").read_text())
+    assert drift and json.loads((diagnostics / "stitch_comparison" / "slice_z03_seams.json").read_text())
+    seams = [(json.loads((diagnostics / "motor_only_stitch" / f"slice_z{s}_metrics.json").read_text())["metrics"]["seam_step_max"]["value"],
+              json.loads((out / "stitch_3d_with_refinement" / f"slice_z{s}_metrics.json").read_text())["metrics"]["seam_step_max"]["value"])
+             for s in ("01", "02", "03", "05", "06", "07")]
+    assert sum(motor for motor, _ in seams) > sum(refined for _, refined in seams)
+
+
 def test_the_volume_correlates_with_the_phantom_at_25um(run):
     truth, plan, root = run
     found, volume, space = _placements(plan, root / "out")
