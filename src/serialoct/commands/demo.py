@@ -56,5 +56,5 @@ def run(args: argparse.Namespace) -> int:
     print(f"  stitched slices:  {reconstruct}/normalize/slice_zNN.ome.zarr (previews in {reconstruct / 'previews' / 'stitched_slices'})")
     print(f"  volume:           {reconstruct / 'stack' / 'demo.ome.zarr'} (+ .zip, demo.png, demo_annotated.png)")
     print(f"  slice table:      {reconstruct / 'finalise_interpolation' / 'slice_config_final.csv'}")
-    print("  (the HTML QC report is not implemented yet)")
+    print(f"  QC report:        {reconstruct / 'demo_quality_report.zip'} (open the HTML inside)")
     return 0
