@@ -10,7 +10,7 @@ slices (the stack is rendered block by block from at most three slices).
 
 Usage::
 
-    python benchmarks/reconstruct.py [--presets small medium] [--slices 6 12] [--workdir bench-output] [--cores 2]
+    python benchmarks/reconstruct.py [--presets small medium] [--slices 6 12] [--no-scaling] [--workdir bench-output] [--cores 2]
 """
 
 from __future__ import annotations
@@ -69,6 +69,7 @@ def main() -> None:
     parser.add_argument("--slices", nargs=2, type=int, default=[6, 12], metavar=("N", "2N"))
     parser.add_argument("--workdir", type=Path, default=Path("bench-output"))
     parser.add_argument("--cores", type=int, default=2)
+    parser.add_argument("--no-scaling", action="store_true", help="skip the table of peak RSS against the number of slices")
     args = parser.parse_args()
 
     from serialoct.synth import preset
@@ -85,6 +86,8 @@ def main() -> None:
         print(f"| {name} | {config.n_slices} | {gx}x{gy} | {t_pp:.0f} | {t_rec:.0f} | {t_pp + t_rec:.0f} | {slowest} | {peak:.0f} | {stats['stack'][1]:.0f} |",
               flush=True)
 
+    if args.no_scaling:
+        return
     print("\n| slices | reconstruct s | peak job RSS MB | stack job RSS MB | stack job s |")
     print("|---|---|---|---|---|")
     rows = []

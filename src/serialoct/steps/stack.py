@@ -129,6 +129,43 @@ def _boundaries(manifest, p):
     return out
 
 
+def _depth_offsets(ids, links, volume, in_canvas, p, voxel_um: float) -> tuple[dict[int, int], dict[str, dict]]:
+    """Where each slice starts below the one above it, in planes: ``plan_stack``'s ``z_offsets`` and notes.
+
+    The expected spacing (the cut thickness, without rounding drift), or the
+    registration's depth match (``use_expected_z_overlap`` false, trusted
+    above ``z_overlap_min_corr``); then the blend boundary searched below it
+    (``stack_blend_z_refine_vox``), comparing the lower slice's plane ``m``
+    (its surface plane holds little tissue) with the upper slice's planes
+    ``offset + m ..``. Only offsets that differ from the expected spacing
+    are returned (the plan spaces the others itself).
+    """
+    from serialoct.stack.zmatch import match_z_offset
+
+    step_planes = p["registration_slicing_interval_mm"] * 1000.0 / voxel_um
+    z_offsets, notes = {}, {}
+    for above, sid in zip(ids[:-1], ids[1:]):
+        k = int(above)
+        if int(sid) != k + 1:
+            continue
+        link = links[sid]
+        expected = round((k + 1) * step_planes) - round(k * step_planes)
+        offset = expected
+        if not p["use_expected_z_overlap"] and link.z_offset_planes is not None and link.z_correlation >= p["z_overlap_min_corr"]:
+            offset = int(link.z_offset_planes)
+        refine, m = p["stack_blend_z_refine_vox"], min(p["moving_slice_first_index"], volume(sid).shape[0] - 1)
+        if refine > 0 and link.confidence >= p["blend_z_refine_min_confidence"] and offset + m < volume(above).shape[0]:
+            upper = volume(above)[offset + m : offset + m + refine + 1]
+            match = match_z_offset(in_canvas(above, upper), in_canvas(sid, volume(sid)[m]), expected_planes=offset + m,
+                                   search_planes=(0, refine), min_ncc=p["z_overlap_min_corr"], upper_start=offset + m)
+            offset = match.offset_planes - m
+        offset = max(1, offset)
+        if offset != expected:
+            z_offsets[k] = offset
+        notes[sid] = {"expected": expected, "used": offset}
+    return z_offsets, notes
+
+
 #: Planes of each side of a depth overlap averaged for the XY refinement of the blend.
 OVERLAP_PLANES = 4
 #: Phase-correlation peak (0-1) below which an overlap says nothing about XY.
@@ -187,7 +224,7 @@ def run(args: argparse.Namespace) -> int:
     from serialoct.stack.render import iter_blocks, render_block, warp_to_canvas
     from serialoct.stack.series import chain_arrays, chain_pairs, stack_order
     from serialoct.stack.transforms import TransformPolicy, resolve_transforms
-    from serialoct.stack.zmatch import expected_z_offset, match_z_offset
+    from serialoct.stack.zmatch import expected_z_offset
     from serialoct.steps.alignment import read_common_space, slice_id_of, write_series_metrics
     from serialoct.steps.options import parameters_from_args
     from serialoct.steps.slice_step import Timer
@@ -234,30 +271,8 @@ def run(args: argparse.Namespace) -> int:
         t = (placements or transforms)[sid]
         return warp_to_canvas(planes, space.shape, offset_px=position(sid), rotation_deg=t.rotation_deg, translation_px=t.translation_px)
 
-    # Depth: the expected spacing (no rounding drift), or the registration's depth match; then the blend
-    # boundary searched below it, comparing the lower slice's plane m (the surface plane itself holds little
-    # tissue) with the upper slice's planes offset + m .. offset + m + stack_blend_z_refine_vox.
-    step_planes = p["registration_slicing_interval_mm"] * 1000.0 / space.voxel_um
-    z_offsets, z_notes = {}, {}
     ids = list(order)
-    for above, sid in zip(ids[:-1], ids[1:]):
-        k = int(above)
-        if int(sid) != k + 1:
-            continue
-        link = links[sid]
-        expected_k = round((k + 1) * step_planes) - round(k * step_planes)
-        offset = expected_k
-        if not p["use_expected_z_overlap"] and link.z_offset_planes is not None and link.z_correlation >= p["z_overlap_min_corr"]:
-            offset = int(link.z_offset_planes)
-        refine, m = p["stack_blend_z_refine_vox"], min(p["moving_slice_first_index"], volume(sid).shape[0] - 1)
-        if refine > 0 and link.confidence >= p["blend_z_refine_min_confidence"] and offset + m < volume(above).shape[0]:
-            upper = volume(above)[offset + m : offset + m + refine + 1]
-            match = match_z_offset(in_canvas(above, upper), in_canvas(sid, volume(sid)[m]), expected_planes=offset + m,
-                                   search_planes=(0, refine), min_ncc=p["z_overlap_min_corr"], upper_start=offset + m)
-            offset = match.offset_planes - m
-        if offset != expected_k:
-            z_offsets[k] = max(1, offset)
-        z_notes[sid] = {"expected": expected_k, "used": max(1, offset)}
+    z_offsets, z_notes = _depth_offsets(ids, links, volume, in_canvas, p, space.voxel_um)
 
     xy_notes = {}
     if p["blend_refinement_px"] > 0:
