@@ -10,11 +10,9 @@ each.
 from __future__ import annotations
 
 import json
-import math
 
 import numpy as np
 import pytest
-from scipy import ndimage
 
 from serialoct.align.planes import correlate_planes, warp_to_fixed
 from serialoct.stack.manual import (
@@ -26,6 +24,8 @@ from serialoct.stack.manual import (
     refine_manual,
 )
 from serialoct.stack.render import warp_to_canvas
+
+from .conftest import observe
 
 #: Exactness of the level conversions and the record round trip (float64 arithmetic).
 EXACT = 1e-9
@@ -41,16 +41,6 @@ TRUE_TRANSLATION_PX = (4.0, -3.0)
 NOISE = 0.05
 #: Truth planes used (the middle of the brain, textured).
 Z_PLANE = 30
-
-
-def observe(volume: np.ndarray, rotation_deg: float, translation_px) -> np.ndarray:
-    """``out[z, p] = volume[z, R (p - c) + c + t]`` (linear, 0 outside): the moving slice of a known transform."""
-    h, w = volume.shape[1:]
-    c = np.array([(h - 1) / 2.0, (w - 1) / 2.0])
-    a = math.radians(rotation_deg)
-    rot = np.array([[math.cos(a), -math.sin(a)], [math.sin(a), math.cos(a)]])
-    offset = c + np.asarray(translation_px, float) - rot @ c
-    return np.stack([ndimage.affine_transform(plane, rot, offset, order=1, cval=0.0) for plane in volume]).astype(np.float32)
 
 
 @pytest.fixture(scope="module")

@@ -11,11 +11,9 @@ parsed by its own ``add_arguments``.
 from __future__ import annotations
 
 import argparse
-import math
 
 import numpy as np
 import pytest
-from scipy import ndimage
 
 from serialoct.align.pairwise import PairwiseTransform
 from serialoct.align.planes import correlate_planes, warp_to_fixed
@@ -28,6 +26,7 @@ from serialoct.stack.manual import ManualTransform, canvas_aip, manual_link
 from serialoct.steps import export_manual_align as step
 from serialoct.steps.alignment import CommonSpace
 from serialoct.synth import iter_truth_volume, plan_acquisition, preset
+from tests.stack.conftest import observe
 
 EXACT = 1e-9
 VOXEL_UM = 25.0
@@ -36,15 +35,6 @@ TRUE_TRANSLATION_PX = (5.0, 3.5)
 #: Slice 04 lies at this (integer) motor offset in the canvas; its first rows and columns are cut off.
 OFFSET_04 = (3, 5)
 PLANES = 12
-
-
-def _observe(volume, rotation_deg, translation_px):
-    h, w = volume.shape[1:]
-    c = np.array([(h - 1) / 2.0, (w - 1) / 2.0])
-    a = math.radians(rotation_deg)
-    rot = np.array([[math.cos(a), -math.sin(a)], [math.sin(a), math.cos(a)]])
-    offset = c + np.asarray(translation_px, float) - rot @ c
-    return np.stack([ndimage.affine_transform(p, rot, offset, order=1, cval=0.0) for p in volume]).astype(np.float32)
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +49,7 @@ def series(tmp_path_factory):
             break
     slab = np.concatenate(planes)[24 : 24 + PLANES].astype(np.float32)
     canvas = slab.shape[1:]
-    moving = _observe(slab, TRUE_ROTATION_DEG, TRUE_TRANSLATION_PX)[:, OFFSET_04[0] :, OFFSET_04[1] :]
+    moving = observe(slab, TRUE_ROTATION_DEG, TRUE_TRANSLATION_PX)[:, OFFSET_04[0] :, OFFSET_04[1] :]
     (root / "normalize").mkdir()
     write_slice(root / "normalize/slice_z03.ome.zarr", slab, (VOXEL_UM,) * 3)
     write_slice(root / "normalize/slice_z04.ome.zarr", moving, (VOXEL_UM,) * 3)

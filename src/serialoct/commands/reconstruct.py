@@ -62,21 +62,18 @@ def resolve_paths(config: dict) -> dict:
 
 
 def _check_tables(config: dict, slice_ids: list[str]) -> None:
-    """The tables name the slices of the data and chain them: read and validated before the first job."""
+    """The tables name the slices of the data and chain them: read and validated before the first job.
+
+    A slice the table marks ``use = false`` without a mosaic (its preprocessing failed) is known, not foreign.
+    """
     from serialoct.io.tables import read_shifts_xy, read_slice_config, validate_shifts_xy, validate_slice_config
+    from serialoct.workflows.targets import mosaic_ids
 
-    mosaics = sorted(p.name[len("mosaic_grid_3d_z") : -len(".ome.zarr")] for p in Path(config["input"]).glob("mosaic_grid_3d_z??.ome.zarr"))
     if config["slice_config"]:
-        validate_slice_config(read_slice_config(config["slice_config"]), mosaics + _failed_in(config["slice_config"]),
-                              path=config["slice_config"])
+        rows = read_slice_config(config["slice_config"])
+        known = mosaic_ids(config["input"]) + [r.slice_id for r in rows if not r.use]
+        validate_slice_config(rows, known, path=config["slice_config"])
     validate_shifts_xy(read_shifts_xy(config["shifts_xy"]), slice_ids, path=config["shifts_xy"])
-
-
-def _failed_in(table: str) -> list[str]:
-    """Slices the table lists without data (preprocessing failed): known, not foreign."""
-    from serialoct.io.tables import read_slice_config
-
-    return [r.slice_id for r in read_slice_config(table) if not r.use]
 
 
 def run(args: argparse.Namespace) -> int:

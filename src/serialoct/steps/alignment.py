@@ -19,8 +19,8 @@ from serialoct.steps.options import add_parameter_options
 WORKFLOW = "reconst_3d"
 
 __all__ = [
-    "CommonSpace", "WORKFLOW", "add_series_arguments", "load_slice_config", "read_common_space", "read_in_canvas",
-    "slice_id_of", "write_series_metrics",
+    "CACHED_SLICES", "CommonSpace", "WORKFLOW", "add_series_arguments", "cached_volumes", "load_slice_config", "read_common_space",
+    "read_in_canvas", "slice_id_of", "slice_shape", "write_series_metrics", "write_stack",
 ]
 
 _SLICE_NAME = re.compile(r"slice_z(\d{2})(?:\D|$)")
@@ -112,13 +112,63 @@ def read_in_canvas(path: str | Path, space: CommonSpace, slice_id: str):
 
 def write_series_metrics(path, step: str, params: Mapping, metrics: Mapping, elapsed_s: float, *, info=None, warnings=()) -> None:
     """Write a series step's metrics JSON (formats.md §5)."""
-    import dataclasses
-    import math
-
     from serialoct.io.tables import StepMetrics, write_metrics
-
-    def finite(m):
-        return dataclasses.replace(m, value=None) if isinstance(m.value, float) and not math.isfinite(m.value) else m
+    from serialoct.steps.slice_step import finite_metric
 
     write_metrics(path, StepMetrics(step, info={"elapsed_s": round(elapsed_s, 3), **(info or {})}, params=dict(params),
-                                    metrics={k: finite(m) for k, m in metrics.items()}, warnings=tuple(warnings)))
+                                    metrics={k: finite_metric(m) for k, m in metrics.items()}, warnings=tuple(warnings)))
+
+
+#: Slices kept decompressed while a stack renders: a block of planes touches at most two or three slices.
+CACHED_SLICES = 3
+
+
+def cached_volumes(paths: Mapping[str, str]):
+    """``volume(slice_id)``: a slice read whole, the last :data:`CACHED_SLICES` kept (memory does not grow with the series)."""
+    import functools
+
+    from serialoct.io.slices import read_slice
+
+    @functools.lru_cache(maxsize=CACHED_SLICES)
+    def volume(slice_id: str):
+        return read_slice(paths[slice_id]).volume
+
+    return volume
+
+
+def slice_shape(path) -> tuple[int, int, int]:
+    """``(Z, rows, cols)`` of a slice from its metadata (no voxel is read)."""
+    from serialoct.io.omezarr import open_ome_zarr
+
+    return tuple(int(n) for n in open_ome_zarr(path).level(0).shape)
+
+
+def write_stack(out, plan, p: Mapping, render, *, extra_attrs: Mapping) -> list[float]:
+    """Write a stack plan's volume block by block with the analysis pyramid, and its orthogonal views beside it.
+
+    ``render(z0, z1)`` returns output planes ``z0 .. z1 - 1``; a block is one
+    cut thickness of planes (the shard depth). Returns the pyramid's
+    resolutions (µm).
+    """
+    from pathlib import Path
+
+    from serialoct.io.images import write_png
+    from serialoct.io.omezarr import create_ome_zarr, open_ome_zarr
+    from serialoct.report.previews import orthogonal_views
+    from serialoct.stack.plan import pyramid_levels
+    from serialoct.stack.render import iter_blocks
+    from serialoct.stack.zmatch import expected_z_offset
+
+    out = Path(out)
+    levels = pyramid_levels(plan.voxel_um, p["pyramid_resolutions"], p["pyramid_n_levels"], p["pyramid_make_isotropic"])
+    block = max(1, expected_z_offset(p["registration_slicing_interval_mm"] * 1000.0, plan.voxel_um))
+    _, rows, cols = plan.shape
+    chunks = (block, min(256, rows), min(256, cols))
+    shards = (block, *(-(-n // c) * c if n <= 1024 else c * 4 for n, c in zip((rows, cols), chunks[1:])))
+    with create_ome_zarr(out, plan.shape, voxel_size_mm=(plan.voxel_um / 1000.0,) * 3, chunks=chunks, shards=shards,
+                         pyramid_resolutions_um=levels[1:], make_isotropic=p["pyramid_make_isotropic"],
+                         name=out.name.removesuffix(".ome.zarr"), extra_attrs=dict(extra_attrs)) as writer:
+        for z0, z1 in iter_blocks(plan, block):
+            writer.array[z0:z1] = render(z0, z1)
+    write_png(out.with_name(out.name.removesuffix(".ome.zarr") + ".png"), orthogonal_views(open_ome_zarr(out).level(0)))
+    return levels

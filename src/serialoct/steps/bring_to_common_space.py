@@ -43,6 +43,7 @@ def _frame_image(aip, origin_px):
 
 
 def run(args: argparse.Namespace) -> int:
+    import functools
     from dataclasses import asdict, replace
     from pathlib import Path
 
@@ -70,9 +71,13 @@ def run(args: argparse.Namespace) -> int:
     # shifts_xy is in the mosaic grid's pixel; the slices are at the working resolution
     shifts = [replace(r, x_shift=r.x_shift_mm * 1000.0 / voxel_um, y_shift=r.y_shift_mm * 1000.0 / voxel_um)
               for r in read_shifts_xy(args.shifts_xy)]
+    @functools.cache
+    def projection(sid: str):  # a slice's mean over depth: read once, for the refinement and the preview
+        return read_slice(paths[sid]).volume.mean(axis=0)
+
     refined = ()
     if p["common_space_refine_unreliable"] and any(not r.reliable for r in shifts):
-        aips = {sid: _frame_image(read_slice(paths[sid]).volume.mean(axis=0), origins[sid]) for sid in ids}
+        aips = {sid: _frame_image(projection(sid), origins[sid]) for sid in ids}
         refinement = refine_unreliable(shifts, aips, max_discrepancy_px=p["common_space_refine_max_discrepancy_px"],
                                        min_correlation=p["common_space_refine_min_correlation"])
         shifts, refined = refinement.shifts, refinement.steps
@@ -88,8 +93,8 @@ def run(args: argparse.Namespace) -> int:
         from serialoct.stack.render import warp_to_canvas
 
         for sid in ids:
-            aip = read_slice(paths[sid]).volume.mean(axis=0)
-            write_png(Path(args.preview_dir) / f"slice_z{sid}.png", to_uint8(warp_to_canvas(aip, canvas.shape, offset_px=canvas.positions[sid])))
+            write_png(Path(args.preview_dir) / f"slice_z{sid}.png",
+                      to_uint8(warp_to_canvas(projection(sid), canvas.shape, offset_px=canvas.positions[sid])))
     spread = np.ptp(np.array(list(offsets.values())), axis=0) if len(offsets) > 1 else np.zeros(2)
     write_series_metrics(args.metrics, "bring_to_common_space", p, {
         "n_slices": Metric(len(ids), "", "slices placed"),

@@ -15,7 +15,7 @@ from serialoct.steps.options import add_parameter_options
 
 WORKFLOW = "reconst_3d"
 
-__all__ = ["WORKFLOW", "add_slice_arguments", "begin", "write_step_metrics", "Timer"]
+__all__ = ["WORKFLOW", "Timer", "add_slice_arguments", "begin", "finite_metric", "write_step_metrics"]
 
 
 def add_slice_arguments(parser: argparse.ArgumentParser, parameters: Sequence[str], *, what: str) -> None:
@@ -49,7 +49,7 @@ class Timer:
         return round(time.perf_counter() - self.started, 3)
 
 
-def _finite(metric):
+def finite_metric(metric):
     """A metric whose value is NaN or infinite (nothing measured) is written as null."""
     import dataclasses
     import math
@@ -64,7 +64,7 @@ def write_step_metrics(args, step: str, params: Mapping, metrics: Mapping, timer
     """Write the step's metrics JSON (formats.md §5) with the common info."""
     from serialoct.io.tables import StepMetrics, write_metrics
 
-    metrics = {name: _finite(m) for name, m in metrics.items()}
+    metrics = {name: finite_metric(m) for name, m in metrics.items()}
     base = {"slice_id": args.slice, "input": args.input, "output": args.output, "elapsed_s": timer.elapsed_s}
     write_metrics(args.metrics, StepMetrics(step, info={**base, **(info or {})}, params=dict(params), metrics=dict(metrics),
                                             warnings=tuple(warnings)))

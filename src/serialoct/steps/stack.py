@@ -26,8 +26,6 @@ PARAMETERS = (
     "registration_max_translation", "registration_max_rotation", "moving_slice_first_index", "annotated_label_every",
     "annotated_show_lines", "manual_transforms_dir", "refine_manual_transforms", "refine_max_translation_px", "refine_max_rotation_deg",
 )
-#: Slices kept decompressed while rendering: a block of planes touches at most two or three slices.
-CACHED_SLICES = 3
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -153,7 +151,8 @@ def _depth_offsets(ids, links, volume, in_canvas, p, voxel_um: float) -> tuple[d
         offset = expected
         if not p["use_expected_z_overlap"] and link.z_offset_planes is not None and link.z_correlation >= p["z_overlap_min_corr"]:
             offset = int(link.z_offset_planes)
-        refine, m = p["stack_blend_z_refine_vox"], min(p["moving_slice_first_index"], volume(sid).shape[0] - 1)
+        refine = p["stack_blend_z_refine_vox"]
+        m = min(p["moving_slice_first_index"], volume(sid).shape[0] - 1) if refine > 0 else 0
         if refine > 0 and link.confidence >= p["blend_z_refine_min_confidence"] and offset + m < volume(above).shape[0]:
             upper = volume(above)[offset + m : offset + m + refine + 1]
             match = match_z_offset(in_canvas(above, upper), in_canvas(sid, volume(sid)[m]), expected_planes=offset + m,
@@ -208,7 +207,6 @@ def _refine_overlaps(ids, z_notes, transforms, volume, in_canvas, first_plane: i
 
 
 def run(args: argparse.Namespace) -> int:
-    import functools
     from pathlib import Path
 
     import numpy as np
@@ -216,16 +214,14 @@ def run(args: argparse.Namespace) -> int:
     from serialoct.compute import apply_cpu_limits
     from serialoct.io.images import write_png
     from serialoct.io.jsonfile import read_json
-    from serialoct.io.omezarr import create_ome_zarr, export_zip, open_ome_zarr
-    from serialoct.io.slices import read_slice
+    from serialoct.io.omezarr import export_zip, open_ome_zarr
     from serialoct.io.tables import Metric, read_slice_config
-    from serialoct.report.previews import annotated_section, orthogonal_views
-    from serialoct.stack.plan import StackSlice, plan_stack, pyramid_levels
-    from serialoct.stack.render import iter_blocks, render_block, warp_to_canvas
+    from serialoct.report.previews import annotated_section
+    from serialoct.stack.plan import StackSlice, plan_stack
+    from serialoct.stack.render import render_block, warp_to_canvas
     from serialoct.stack.series import chain_arrays, chain_pairs, stack_order
     from serialoct.stack.transforms import TransformPolicy, resolve_transforms
-    from serialoct.stack.zmatch import expected_z_offset
-    from serialoct.steps.alignment import read_common_space, slice_id_of, write_series_metrics
+    from serialoct.steps.alignment import cached_volumes, read_common_space, slice_id_of, slice_shape, write_series_metrics, write_stack
     from serialoct.steps.options import parameters_from_args
     from serialoct.steps.slice_step import Timer
 
@@ -246,9 +242,7 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(args.slice_config, "no slice is left to stack (every slice excluded or failed)")
     source = {sid: (paths[sid] if kind == "normalized" else interpolated[sid]) for sid, kind in order.items()}
 
-    @functools.lru_cache(maxsize=CACHED_SLICES)
-    def volume(sid: str) -> np.ndarray:
-        return read_slice(source[sid]).volume
+    volume = cached_volumes(source)
 
     def position(sid: str) -> tuple[float, float]:
         return space.positions_px[sid] if order[sid] == "normalized" else (0.0, 0.0)
@@ -278,15 +272,9 @@ def run(args: argparse.Namespace) -> int:
     if p["blend_refinement_px"] > 0:
         transforms, xy_notes = _refine_overlaps(ids, z_notes, transforms, volume, in_canvas, p["moving_slice_first_index"],
                                                 p["blend_refinement_px"])
-    slices = [StackSlice(int(sid), tuple(volume(sid).shape), position(sid), transforms[sid]) for sid in order]
+    slices = [StackSlice(int(sid), slice_shape(source[sid]), position(sid), transforms[sid]) for sid in order]
     plan = plan_stack(slices, slice_thickness_um=p["registration_slicing_interval_mm"] * 1000.0, voxel_um=space.voxel_um,
                       z_offsets=z_offsets, blend=p["stack_blend_enabled"], canvas_shape=space.shape)
-    levels = pyramid_levels(space.voxel_um, p["pyramid_resolutions"], p["pyramid_n_levels"], p["pyramid_make_isotropic"])
-    block = max(1, expected_z_offset(p["registration_slicing_interval_mm"] * 1000.0, space.voxel_um))
-    depth, rows_px, cols_px = plan.shape
-    chunks = (block, min(256, rows_px), min(256, cols_px))
-    shards = (block, -(-rows_px // chunks[1]) * chunks[1] if rows_px <= 1024 else chunks[1] * 4,
-              -(-cols_px // chunks[2]) * chunks[2] if cols_px <= 1024 else chunks[2] * 4)
     by_index = {int(sid): sid for sid in order}
     placed = [{"slice_id": by_index[q.slice.index], "source": order[by_index[q.slice.index]], "z_start": q.z_start,
                "z_stop": q.z_stop, "offset_px": list(q.slice.offset_px), "rotation_deg": q.slice.transform.rotation_deg,
@@ -294,16 +282,11 @@ def run(args: argparse.Namespace) -> int:
                "link": links.get(by_index[q.slice.index]).source if by_index[q.slice.index] in links else "first"}
               for q in plan.slices]
     out = Path(args.output)
-    with create_ome_zarr(out, plan.shape, voxel_size_mm=(space.voxel_um / 1000.0,) * 3, chunks=chunks, shards=shards,
-                         pyramid_resolutions_um=levels[1:], make_isotropic=p["pyramid_make_isotropic"], name=out.name.removesuffix(".ome.zarr"),
-                         extra_attrs={"stacked_slices": placed, "holes": [list(h) for h in plan.holes]}) as writer:
-        for z0, z1 in iter_blocks(plan, block):
-            writer.array[z0:z1] = render_block(plan, lambda index, a, b: volume(by_index[index])[a:b], z0, z1)
-    image = open_ome_zarr(out)
+    levels = write_stack(out, plan, p, lambda z0, z1: render_block(plan, lambda index, a, b: volume(by_index[index])[a:b], z0, z1),
+                         extra_attrs={"stacked_slices": placed, "holes": [list(h) for h in plan.holes]})
     export_zip(out, out.with_name(out.name + ".zip"))
     stem = out.name.removesuffix(".ome.zarr")
-    write_png(out.with_name(f"{stem}.png"), orthogonal_views(image.level(0)))
-    section = np.asarray(image.level(0)[:, rows_px // 2, :], dtype=np.float32)
+    section = np.asarray(open_ome_zarr(out).level(0)[:, plan.shape[1] // 2, :], dtype=np.float32)
     write_png(out.with_name(f"{stem}_annotated.png"), annotated_section(
         section, [(q["z_start"], q["slice_id"]) for q in placed], label_every=p["annotated_label_every"], show_lines=p["annotated_show_lines"]))
     gates = [t.gate for sid, t in transforms.items() if sid != ids[0]]

@@ -18,8 +18,6 @@ from serialoct.steps.alignment import add_series_arguments
 
 PARAMETERS = ("motor_only_stack_blending", "registration_slicing_interval_mm", "pyramid_resolutions", "pyramid_n_levels",
               "pyramid_make_isotropic")
-#: Slices kept decompressed while rendering, as the stack step.
-CACHED_SLICES = 3
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -31,23 +29,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import functools
-    from pathlib import Path
-
-    import numpy as np
-
     from serialoct.compute import apply_cpu_limits
     from serialoct.diagnostics import plan_motor_stack, render_motor_block
     from serialoct.errors import InputError
-    from serialoct.io.images import write_png
-    from serialoct.io.omezarr import create_ome_zarr, open_ome_zarr
-    from serialoct.io.slices import read_slice
     from serialoct.io.tables import Metric
-    from serialoct.report.previews import orthogonal_views
-    from serialoct.stack.plan import StackSlice, pyramid_levels
-    from serialoct.stack.render import iter_blocks
-    from serialoct.stack.zmatch import expected_z_offset
-    from serialoct.steps.alignment import load_slice_config, read_common_space, slice_id_of, write_series_metrics
+    from serialoct.stack.plan import StackSlice
+    from serialoct.steps.alignment import cached_volumes, load_slice_config, read_common_space, slice_id_of, slice_shape, write_series_metrics, write_stack
     from serialoct.steps.options import parameters_from_args
     from serialoct.steps.slice_step import Timer
 
@@ -61,28 +48,17 @@ def run(args: argparse.Namespace) -> int:
     if not used:
         raise InputError(args.slice_config or args.common_space, "no slice is left to stack (every slice excluded or outside the common space)")
 
-    @functools.lru_cache(maxsize=CACHED_SLICES)
-    def volume(sid: str) -> np.ndarray:
-        return read_slice(paths[sid]).volume
-
+    volume = cached_volumes(paths)
     blending = p["motor_only_stack_blending"]
     thickness_um = p["registration_slicing_interval_mm"] * 1000.0
-    slices = [StackSlice(int(sid), tuple(volume(sid).shape), space.positions_px[sid]) for sid in used]
+    slices = [StackSlice(int(sid), slice_shape(paths[sid]), space.positions_px[sid]) for sid in used]
     plan = plan_motor_stack(slices, slice_thickness_um=thickness_um, voxel_um=space.voxel_um, blending=blending, canvas_shape=space.shape)
     by_index = {int(sid): sid for sid in used}
-    levels = pyramid_levels(space.voxel_um, p["pyramid_resolutions"], p["pyramid_n_levels"], p["pyramid_make_isotropic"])
-    block = max(1, expected_z_offset(thickness_um, space.voxel_um))
-    depth, height, width = plan.shape
-    chunks = (block, min(256, height), min(256, width))
-    out = Path(args.output)
     placed = [{"slice_id": by_index[q.slice.index], "z_start": q.z_start, "z_stop": q.z_stop, "offset_px": list(q.slice.offset_px)}
               for q in plan.slices]
-    with create_ome_zarr(out, plan.shape, voxel_size_mm=(space.voxel_um / 1000.0,) * 3, chunks=chunks, pyramid_resolutions_um=levels[1:],
-                         make_isotropic=p["pyramid_make_isotropic"], name=out.name.removesuffix(".ome.zarr"),
-                         extra_attrs={"motor_only": True, "blending": blending, "stacked_slices": placed}) as writer:
-        for z0, z1 in iter_blocks(plan, block):
-            writer.array[z0:z1] = render_motor_block(plan, lambda index, a, b: volume(by_index[index])[a:b], z0, z1, blending=blending)
-    write_png(out.with_name(out.name.removesuffix(".ome.zarr") + ".png"), orthogonal_views(open_ome_zarr(out).level(0)))
+    write_stack(args.output, plan, p,
+                lambda z0, z1: render_motor_block(plan, lambda index, a, b: volume(by_index[index])[a:b], z0, z1, blending=blending),
+                extra_attrs={"motor_only": True, "blending": blending, "stacked_slices": placed})
     write_series_metrics(args.metrics, "stack_motor_only", p, {
         "n_slices": Metric(len(used), "", "slices stacked by their motor placement"),
         "n_holes": Metric(len(plan.holes), "", "depth ranges no slice covers", "warning" if plan.holes else "ok"),

@@ -15,10 +15,12 @@ from serialoct.io.acquisition import discover_slices
 from serialoct.steps import STEPS
 
 __all__ = [
-    "COMMON_SPACE", "INTERPOLATION_MANIFEST", "PER_SLICE_STEPS", "RUN_KEY", "SLICE_CONFIG_FINAL", "failure_record", "failed_slices",
-    "global_transform_input", "interpolation_manifest", "pair_transform", "parse_slice_ranges", "per_slice_chain", "preproc_slices",
-    "preproc_targets", "raw_inputs", "reconst_slices", "reconst_targets", "shifts_for_common_space", "slice_config_after",
-    "diagnostic_on", "diagnostics_outputs", "manual_transforms", "final_volume", "ras_output", "report_inputs", "report_output", "slice_input", "slice_output", "stack_output", "step_options", "subject_name",
+    "COMMON_SPACE", "INTERPOLATION_MANIFEST", "PER_SLICE_STEPS", "RUN_KEY", "SLICE_CONFIG_FINAL", "diagnostic_on",
+    "diagnostics_outputs", "failed_slices", "failure_record", "final_volume", "global_transform_input",
+    "interpolation_manifest", "manual_transforms", "mosaic_ids", "pair_transform", "parse_slice_ranges", "per_slice_chain",
+    "preproc_slices", "preproc_targets", "ras_output", "raw_inputs", "reconst_slices", "reconst_targets", "report_inputs",
+    "report_output", "shifts_for_common_space", "slice_config_after", "slice_input", "slice_output", "stack_output",
+    "step_options", "subject_name",
 ]
 
 #: Config key of the run settings that are not workflow parameters (command, flags).
@@ -125,6 +127,11 @@ def parse_slice_ranges(text: str) -> set[str]:
     return ids
 
 
+def mosaic_ids(folder: str | Path) -> list[str]:
+    """Slice ids of the ``mosaic_grid_3d_zNN.ome.zarr`` in a folder, in order."""
+    return sorted(p.name[len("mosaic_grid_3d_z") : -len(".ome.zarr")] for p in Path(folder).glob("mosaic_grid_3d_z??.ome.zarr"))
+
+
 def reconst_slices(config: Mapping[str, object]) -> list[str]:
     """Slice ids the reconstruction processes, in order.
 
@@ -136,7 +143,7 @@ def reconst_slices(config: Mapping[str, object]) -> list[str]:
     from serialoct.io.tables import read_slice_config
 
     folder = Path(config["input"])
-    ids = sorted(p.name[len("mosaic_grid_3d_z") : -len(".ome.zarr")] for p in folder.glob("mosaic_grid_3d_z??.ome.zarr"))
+    ids = mosaic_ids(folder)
     if not ids:
         raise InputError(folder, "no mosaic_grid_3d_zNN.ome.zarr in this folder (run serialoct preproc first)")
     if config.get("slice_config"):
