@@ -30,3 +30,14 @@ def sample_expected() -> tuple[dict[str, np.ndarray], dict]:
 def rng() -> np.random.Generator:
     """A seeded generator, fresh per test."""
     return np.random.default_rng(1234)
+
+
+@pytest.fixture(scope="module")
+def two_itk_threads():
+    """SimpleITK's global thread count at 2 for a module's tests (registrations are then repeatable and cheap), restored after."""
+    import SimpleITK as sitk
+
+    before = sitk.ProcessObject.GetGlobalDefaultNumberOfThreads()
+    sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(2)
+    yield
+    sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(before)

@@ -32,14 +32,7 @@ GOOD_Z_CORRELATION = 0.9
 CASES = [(2, 0.0, (0.0, 0.0)), (3, 2.0, (6.3, -4.7)), (4, -1.5, (-3.2, 8.1)), (5, -3.0, (-12.0, 20.0))]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _few_itk_threads():
-    import SimpleITK as sitk
-
-    before = sitk.ProcessObject.GetGlobalDefaultNumberOfThreads()
-    sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(2)
-    yield
-    sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(before)
+pytestmark = pytest.mark.usefixtures("two_itk_threads")
 
 
 @pytest.fixture(scope="module")

@@ -22,14 +22,9 @@ def _no_network(monkeypatch):
     monkeypatch.setattr(socket, "create_connection", refuse)
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _two_itk_threads():
-    import SimpleITK as sitk
-
-    before = sitk.ProcessObject.GetGlobalDefaultNumberOfThreads()
-    sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(2)
+@pytest.fixture(scope="module", autouse=True)
+def _itk_threads(two_itk_threads):
     yield
-    sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(before)
 
 
 @pytest.fixture(scope="session")
