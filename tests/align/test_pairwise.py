@@ -13,6 +13,7 @@ from serialoct.align.pairwise import (
     PairwiseParams,
     PairwiseTransform,
     gate_transform,
+    planes_used,
     register_pairwise,
     transform_confidence,
     warp_to_fixed,
@@ -61,6 +62,15 @@ def test_recovers_relative_transform_within_1px_and_0p3deg(pairs, case):
     assert result.z_correlation >= GOOD_Z_CORRELATION
     assert result.status == "ok" and result.reason == ""
     assert gate_transform(result) == "full"
+
+
+def test_the_registration_reads_only_the_planes_planes_used_names(pairs):
+    pair = pairs[CASES[1]]
+    fixed_planes, moving_planes = planes_used(len(pair.fixed), len(pair.moving), voxel_size_mm=pair.voxel_mm)
+    assert len(fixed_planes) < len(pair.fixed) and len(moving_planes) < len(pair.moving)
+    fixed, moving = np.zeros_like(pair.fixed), np.zeros_like(pair.moving)
+    fixed[fixed_planes], moving[moving_planes] = pair.fixed[fixed_planes], pair.moving[moving_planes]
+    assert register_pairwise(fixed, moving, voxel_size_mm=pair.voxel_mm) == register_pairwise(pair.fixed, pair.moving, voxel_size_mm=pair.voxel_mm)
 
 
 def test_recovered_transform_follows_the_documented_convention(pairs):

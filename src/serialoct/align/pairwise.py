@@ -72,6 +72,7 @@ __all__ = [
     "RegistrationMetric",
     "TransformModel",
     "gate_transform",
+    "planes_used",
     "register_pairwise",
     "transform_confidence",
 ]
@@ -86,6 +87,8 @@ Gate = Literal["full", "rotation_only", "skip"]
 _AT_BOUND = 0.999
 #: Planes averaged either side of the matched ones (a slab of 2 x this + 1).
 SLAB_HALF_PLANES = 2
+#: Starts closer than this (px) converge to the same optimum: only the first is refined.
+_SAME_START_PX = 1.0
 
 
 @dataclass(frozen=True)
@@ -323,6 +326,23 @@ def _depth_window(n_fixed: int, voxel_size_mm: float, params: PairwiseParams) ->
     return expected, range(lo, hi + 1)
 
 
+def planes_used(n_fixed: int, n_moving: int, *, voxel_size_mm: float, params: PairwiseParams = PairwiseParams()) -> tuple[range, range]:
+    """The planes of the fixed and of the moving slice that :func:`register_pairwise` reads.
+
+    The depth search and the slabs averaged around it: a caller may place
+    only these in the canvas (the others are never looked at).
+
+    Raises
+    ------
+    ValueError
+        As :func:`register_pairwise`, for slices too thin for the search.
+    """
+    _, window = _depth_window(n_fixed, voxel_size_mm, params)
+    m, half = params.moving_slice_first_index, SLAB_HALF_PLANES
+    return (range(max(0, window.start - half), min(n_fixed, window.stop + half)),
+            range(max(0, m - half), min(n_moving, m + half + 1)))
+
+
 def register_pairwise(fixed: np.ndarray, moving: np.ndarray, *, voxel_size_mm: float,
                       params: PairwiseParams = PairwiseParams()) -> PairwiseTransform:
     """Register a slice to the one above it: matched depth, in-plane transform, z-correlation, confidence.
@@ -381,8 +401,11 @@ def register_pairwise(fixed: np.ndarray, moving: np.ndarray, *, voxel_size_mm: f
 
     starts = initial_translations(fixed_planes[start_plane], moving_plane, mode=params.initial_alignment,
                                   max_translation_px=params.max_translation_px)
-    best = None
+    best, refined = None, []
     for name, t0 in starts.items():
+        if any(np.hypot(*(np.asarray(t0) - other)) < _SAME_START_PX for other in refined):
+            continue
+        refined.append(np.asarray(t0))
         z, _ = _match_depth(fixed_planes, moving_plane, mask, 0.0, t0, centre)
         theta, t, metric = refine_transform(fixed_planes[z], moving_plane, 0.0, t0, centre, transform=params.transform, metric=params.metric)
         if best is None or metric < best[3]:

@@ -101,13 +101,24 @@ def read_common_space(path: str | Path) -> CommonSpace:
         raise FormatError(path, f"not a common-space record ({exc})") from None
 
 
-def read_in_canvas(path: str | Path, space: CommonSpace, slice_id: str):
-    """A normalised slice placed in the canvas: ``(Z, rows, cols)`` float32, 0 outside the slice."""
+def read_in_canvas(path: str | Path, space: CommonSpace, slice_id: str, planes=None):
+    """A normalised slice placed in the canvas: ``(Z, rows, cols)`` float32, 0 outside the slice.
+
+    ``planes`` (a range), when given, names the planes to place; the others
+    stay 0: warping is most of the cost, and a registration reads a few
+    planes of each slice.
+    """
+    import numpy as np
+
     from serialoct.io.slices import read_slice
     from serialoct.stack.render import warp_to_canvas
 
     volume = read_slice(path).volume
-    return warp_to_canvas(volume, space.shape, offset_px=space.positions_px[slice_id])
+    if planes is None:
+        return warp_to_canvas(volume, space.shape, offset_px=space.positions_px[slice_id])
+    out = np.zeros((volume.shape[0], *space.shape), dtype=np.float32)
+    out[planes] = warp_to_canvas(volume[planes], space.shape, offset_px=space.positions_px[slice_id])
+    return out
 
 
 def write_series_metrics(path, step: str, params: Mapping, metrics: Mapping, elapsed_s: float, *, info=None, warnings=()) -> None:

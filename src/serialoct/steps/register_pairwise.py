@@ -26,12 +26,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from serialoct.align.pairwise import PairwiseParams, register_pairwise
+    from serialoct.align.pairwise import PairwiseParams, planes_used, register_pairwise
     from serialoct.compute import apply_cpu_limits
     from serialoct.errors import InputError
     from serialoct.io.jsonfile import write_json
     from serialoct.io.tables import Metric
-    from serialoct.steps.alignment import read_common_space, read_in_canvas, slice_id_of, write_series_metrics
+    from serialoct.steps.alignment import read_common_space, read_in_canvas, slice_id_of, slice_shape, write_series_metrics
     from serialoct.steps.options import parameters_from_args
     from serialoct.steps.slice_step import Timer
 
@@ -44,9 +44,13 @@ def run(args: argparse.Namespace) -> int:
         if sid not in space.positions_px:
             raise InputError(path, f"slice {sid} is not in {args.common_space}")
     params = PairwiseParams.from_guide(p)
+    voxel_mm = space.voxel_um / 1000.0
     try:
-        transform = register_pairwise(read_in_canvas(args.fixed, space, fixed_id), read_in_canvas(args.moving, space, moving_id),
-                                      voxel_size_mm=space.voxel_um / 1000.0, params=params)
+        fixed_planes, moving_planes = planes_used(slice_shape(args.fixed)[0], slice_shape(args.moving)[0],
+                                                  voxel_size_mm=voxel_mm, params=params)
+        transform = register_pairwise(read_in_canvas(args.fixed, space, fixed_id, fixed_planes),
+                                      read_in_canvas(args.moving, space, moving_id, moving_planes),
+                                      voxel_size_mm=voxel_mm, params=params)
     except ValueError as exc:  # slices too thin for the depth search the parameters ask for
         raise InputError(args.moving, str(exc)) from None
     write_json(args.output, {"fixed_id": fixed_id, "moving_id": moving_id, **transform.to_dict()})
