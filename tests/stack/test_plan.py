@@ -31,6 +31,15 @@ def test_hann_weights_sum_to_one_and_no_plane_takes_more_than_two_slices():
     assert np.allclose(ramp + ramp[::-1], 1.0) and np.all(np.diff(ramp) > 0)
 
 
+def test_blend_planes_shortens_the_blend_to_the_top_of_the_lower_slice():
+    plan = plan_stack(_slices(range(3)), slice_thickness_um=200, voxel_um=25, blend_planes=2)
+    assert [p.blend_bottom for p in plan.slices] == [2, 2, 0]
+    total = sum(p.weights(0, plan.shape[0]) for p in plan.slices)
+    assert np.allclose(total, 1.0, atol=WEIGHT_TOL)
+    upper = plan.slices[0].weights(0, plan.shape[0])
+    assert upper[8:10].tolist() == pytest.approx(1.0 - hann_ramp(2)) and not upper[10:].any()
+
+
 def test_without_blending_each_plane_comes_from_one_slice():
     plan = plan_stack(_slices(range(3)), slice_thickness_um=200, voxel_um=25, blend=False)
     assert max(len(plan.contributors(z, z + 1)) for z in range(plan.shape[0])) == 1

@@ -23,14 +23,16 @@ from serialoct.io.slices import read_slice
 from serialoct.io.tables import read_slice_config
 from serialoct.synth import load_truth, preset, write_acquisition
 
-from .volume_truth import brain_points, frame_origin_px, sample_to_canvas, volume_ncc
+from .volume_truth import brain_points, frame_origin_px, sample_to_canvas, sample_volume, volume_ncc, zone_brightness
 
 PLACEMENT_PX = 1.0  # per slice, at the working resolution
 ROTATION_DEG = 0.3
-#: Measured NCC with the phantom at 25 µm is 0.746 (BENCHMARKS.md); the issue's target of 0.90 is not met yet.
-MIN_NCC = 0.72
+#: Measured NCC with the phantom at 25 µm is 0.820 (BENCHMARKS.md: 0.950 with ideal intensities); the issue's target of 0.90 is not met yet.
+MIN_NCC = 0.80
+#: Every slice's zone of the volume within this fraction of the series' median brightness relative to the phantom (no banding).
+BRIGHTNESS_TOLERANCE = 0.10
 #: The presets keep the guide's smoothing or the motors' XY, which the synthetic random motion does not suit.
-PRESET_NCC_MARGIN = 0.15  # conservative (motor XY, rotation only): 0.61
+PRESET_NCC_MARGIN = 0.20  # minimal (motor placement only): 0.649
 BRAIN_RADIUS_MM = 0.9  # placement is checked over sample points this close to the brain centre
 SUBJECT = "brain"
 ACCURATE = ("--profile", "aggressive", "--stack_smooth_window", "0", "--stack_translation_smooth_sigma", "0")
@@ -166,6 +168,21 @@ def test_the_volume_correlates_with_the_phantom_at_25um(run):
     found, volume, space = _placements(plan, root / "out")
     score, _ = volume_ncc(volume.read(0), space["voxel_um"], truth, plan, found["01"][0], plan.slice("01").cut_depth_mm)
     assert score >= MIN_NCC
+
+
+def test_every_slice_is_as_bright_as_the_series_relative_to_the_phantom_the_degraded_one_included(run):
+    truth, plan, root = run
+    found, volume, space = _placements(plan, root / "out")
+    _, shift = volume_ncc(volume.read(0), space["voxel_um"], truth, plan, found["01"][0], plan.slice("01").cut_depth_mm)
+    placed = volume.extra_attrs["stacked_slices"]
+    zones = {a["slice_id"]: (a["z_start"], b["z_start"]) for a, b in zip(placed[:-1], placed[1:])}
+    sampled = sample_volume(volume.read(0), space["voxel_um"], truth, plan, found["01"][0], plan.slice("01").cut_depth_mm, shift)
+    brightness = zone_brightness(*sampled, zones)
+    median = np.median(list(brightness.values()))
+    assert {sid: round(b / median, 3) for sid, b in brightness.items()} == pytest.approx(
+        {sid: 1.0 for sid in brightness}, abs=BRIGHTNESS_TOLERANCE)
+    gains = {p["slice_id"]: p["intensity_gain"] for p in placed}
+    assert gains["06"] == max(gains.values()) > 1.0 + BRIGHTNESS_TOLERANCE  # the degraded slice was imaged with less signal
 
 
 def test_the_volume_has_its_analysis_pyramid_zip_and_pictures(run):

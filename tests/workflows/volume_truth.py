@@ -58,6 +58,29 @@ def brain_points(plan, radius_mm: float, n: int = 15) -> np.ndarray:
     return c + xy[np.hypot(xy[:, 0], xy[:, 1]) <= radius_mm]
 
 
+def sample_volume(volume: np.ndarray, voxel_um: float, truth, plan, to_canvas, top_depth_mm: float, shift: int):
+    """The stacked volume blurred to the truth's voxel and sampled at every truth voxel (see :func:`volume_ncc`).
+
+    Returns (sampled, reflectivity, tissue mask, the output plane of each truth plane), the first three (Z, X, Y).
+    """
+    from scipy import ndimage
+
+    grid = plan.volume
+    sigma = max(0.0, 0.5 * (grid.voxel_mm * 1000.0 / voxel_um))
+    smooth = ndimage.gaussian_filter(np.asarray(volume, dtype=np.float32), sigma)
+    z_mm, x_mm, y_mm = (grid.axis_mm(a) for a in range(3))
+    xy = np.stack(np.meshgrid(x_mm, y_mm, indexing="ij"), axis=-1).reshape(-1, 2)
+    canvas = to_canvas(xy)
+    planes = (z_mm - top_depth_mm) / (voxel_um / 1000.0) + shift
+    zz = np.repeat(planes, len(xy))
+    rr = np.tile(canvas[:, 0], len(planes))
+    cc = np.tile(canvas[:, 1], len(planes))
+    sampled = ndimage.map_coordinates(smooth, [zz, rr, cc], order=1, cval=0.0).reshape(len(planes), len(x_mm), len(y_mm))
+    reflectivity = np.asarray(truth.volume("reflectivity"), dtype=np.float64)
+    tissue = (np.asarray(truth.volume("labels")) >= 2) & (sampled > 0)
+    return sampled, reflectivity, tissue, planes
+
+
 def volume_ncc(volume: np.ndarray, voxel_um: float, truth, plan, to_canvas, top_depth_mm: float, *, shifts_planes=range(-4, 5)) -> tuple[float, int]:
     """NCC of the stacked volume with the phantom's reflectivity on the truth grid (25 µm), over the brain tissue.
 
@@ -68,25 +91,20 @@ def volume_ncc(volume: np.ndarray, voxel_um: float, truth, plan, to_canvas, top_
     a few whole-plane depth shifts (``shifts_planes``) is taken: one number
     for the whole volume, not a fit per slice. Returns (NCC, the shift).
     """
-    from scipy import ndimage
-
-    grid = plan.volume
-    sigma = max(0.0, 0.5 * (grid.voxel_mm * 1000.0 / voxel_um))
-    smooth = ndimage.gaussian_filter(np.asarray(volume, dtype=np.float32), sigma)
-    z_mm, x_mm, y_mm = (grid.axis_mm(a) for a in range(3))
-    xy = np.stack(np.meshgrid(x_mm, y_mm, indexing="ij"), axis=-1).reshape(-1, 2)
-    canvas = to_canvas(xy)
-    reflectivity = np.asarray(truth.volume("reflectivity"), dtype=np.float64)
-    tissue = np.asarray(truth.volume("labels")) >= 2
     best = (-1.0, 0)
     for shift in shifts_planes:
-        planes = (z_mm - top_depth_mm) / (voxel_um / 1000.0) + shift
-        zz = np.repeat(planes, len(xy))
-        rr = np.tile(canvas[:, 0], len(planes))
-        cc = np.tile(canvas[:, 1], len(planes))
-        sampled = ndimage.map_coordinates(smooth, [zz, rr, cc], order=1, cval=0.0).reshape(len(planes), len(x_mm), len(y_mm))
-        mask = tissue & (sampled > 0)
-        a, b = sampled[mask], reflectivity[mask]
+        sampled, reflectivity, tissue, _ = sample_volume(volume, voxel_um, truth, plan, to_canvas, top_depth_mm, shift)
+        a, b = sampled[tissue], reflectivity[tissue]
         value = float(np.corrcoef(a, b)[0, 1]) if a.size > 100 else -1.0
         best = max(best, (value, shift))
     return best
+
+
+def zone_brightness(sampled, reflectivity, tissue, planes, zones: dict) -> dict:
+    """Slice id -> mean volume over mean reflectivity in the tissue of the output planes ``zones[id] = (start, stop)``."""
+    out = {}
+    for sid, (start, stop) in zones.items():
+        inside = tissue & ((planes >= start) & (planes < stop))[:, None, None]
+        if inside.sum() > 100:
+            out[sid] = float(sampled[inside].mean() / reflectivity[inside].mean())
+    return out

@@ -3,8 +3,9 @@
 Stacking, output pyramid, bias field, atlas registration, manual alignment,
 previews and reports, debugging and diagnostics, in the guide's order.
 :mod:`serialoct.params.reconst_3d` assembles them after the earlier groups and
-holds the workflow's ``IMPLEMENTED`` set. ``atlas_path`` is a serialoct
-extension absent from the guide.
+holds the workflow's ``IMPLEMENTED`` set. ``atlas_path``,
+``stack_blend_depth_um`` and ``stack_match_intensity`` are serialoct
+extensions absent from the guide.
 """
 
 from __future__ import annotations
@@ -29,6 +30,12 @@ _STACK_BLEND = (
           description="Largest XY correction found by phase correlation in the overlap before blending, in pixels; 0 turns it off."),
     param("stack_blend_z_refine_vox", 5, "int", "stack", bounds=NON_NEGATIVE,
           description="Voxels searched below the expected slice boundary for the best-correlated plane."),
+    param("stack_blend_depth_um", 25.0, "float", "stack", bounds=NON_NEGATIVE, extension=True,
+          description="Depth of the transition from one slice to the next (µm), so each slice contributes its shallowest, "
+                      "best-compensated planes; 0 blends over the whole overlap."),
+    param("stack_match_intensity", True, "bool", "stack", extension=True,
+          description="Scale each slice so that where it images the same tissue as its neighbours it matches the running "
+                      "median of the series (removes slice-to-slice intensity steps)."),
 )
 
 _TRANSFORM_USE = (

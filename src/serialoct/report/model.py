@@ -84,7 +84,8 @@ class SliceEntry:
     ``step_status`` maps each per-slice step to the ``overall_status`` of its
     metrics for this slice (None: no metrics, the step did not run on it);
     ``values`` holds the stitching residuals, seam step, registration
-    confidence and z-correlation and quality score (None when not measured).
+    confidence and z-correlation, quality score and the stack's intensity
+    gain (None when not measured).
     """
 
     slice_id: str

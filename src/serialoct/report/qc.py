@@ -33,6 +33,7 @@ SLICE_VALUES = (
     ("seam_step_max", "Seam step (fraction)"),
     ("confidence", "Registration confidence"),
     ("z_correlation", "Z-correlation"),
+    ("intensity_gain", "Intensity gain (stack)"),
 )
 #: The main files of a reconstruction (relative to the output folder; ``{subject}`` replaced), for readme.txt.
 OUTPUT_FILES = (
@@ -80,6 +81,8 @@ def _slice_values(sid: str, record: RunRecord, row: SliceConfigRow | None) -> di
     placement = (stitch.info.get("placement") or {}) if stitch else {}
     reg = record.per_slice.get("register_pairwise", {}).get(sid)
     scores = record.series["auto_assess_quality"].info.get("scores", {}) if "auto_assess_quality" in record.series else {}
+    stack = record.series.get("stack")
+    gains = {p["slice_id"]: p.get("intensity_gain") for p in (stack.info.get("slices") or [])} if stack else {}
 
     def metric(m: StepMetrics | None, key: str):
         return _number(m.metrics[key].value) if m is not None and key in m.metrics else None
@@ -93,6 +96,7 @@ def _slice_values(sid: str, record: RunRecord, row: SliceConfigRow | None) -> di
         "seam_step_max": metric(stitch, "seam_step_max"),
         "confidence": metric(reg, "confidence"),
         "z_correlation": metric(reg, "z_correlation"),
+        "intensity_gain": _number(gains.get(sid)),
     }
 
 

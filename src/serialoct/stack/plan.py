@@ -10,7 +10,8 @@ for adjacent slices.
 Each slice *owns* the planes from its start to the next present slice's
 start (or its own depth, whichever is smaller: a gap deeper than a slice
 stays a hole). Where a slice images deeper than the next one's start, the
-two are blended over that overlap (at most the next slice's own zone) with
+two are blended over the top of the next one's zone (the whole overlap, at
+most that zone, or the first ``blend_planes`` planes of it) with
 raised-cosine (Hann) weights, ``a(u) = (1 - cos(pi (u + 1/2) / L)) / 2`` for
 the lower slice and ``1 - a(u)`` for the upper one (``u = 0 .. L - 1``), so
 the weights sum to 1, the lower slice's cut surface weighs little and no
@@ -145,6 +146,7 @@ def plan_stack(
     voxel_um: float,
     z_offsets: Mapping[int, int] | None = None,
     blend: bool = True,
+    blend_planes: int | None = None,
     canvas_shape: tuple[int, int] | None = None,
     centre_px: tuple[float, float] | None = None,
 ) -> StackPlan:
@@ -164,6 +166,9 @@ def plan_stack(
         a missing slice, use the expected ``round(T / r)`` spacing.
     blend : bool
         ``stack_blend_enabled``.
+    blend_planes : int, optional
+        Longest blend (``stack_blend_depth_um`` in planes); None or 0 blends
+        over the whole overlap.
     canvas_shape : (int, int), optional
         Output ``(H, W)``; default: the bounding box of the motor placements.
     centre_px : (float, float), optional
@@ -206,7 +211,7 @@ def plan_stack(
     for i in range(n - 1):
         overlap = starts[i] + ordered[i].shape[0] - starts[i + 1]
         if overlap > 0:
-            bottom[i] = min(overlap, own_stop[i + 1] - starts[i + 1]) if blend else 0
+            bottom[i] = min(overlap, own_stop[i + 1] - starts[i + 1], blend_planes or overlap) if blend else 0
     top = [0] + bottom[:-1]
     planned = tuple(PlannedSlice(s, starts[i], own_stop[i], top[i], bottom[i]) for i, s in enumerate(ordered))
     depth = max(p.z_stop for p in planned)

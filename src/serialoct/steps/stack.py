@@ -7,7 +7,9 @@ memory), ``{subject}.ome.zarr.zip``, ``{subject}.png`` (orthogonal views) and
 ``{subject}_annotated.png`` (a depth section with the slice ids). The chain
 is :func:`serialoct.stack.series.chain_pairs` ->
 :func:`serialoct.stack.transforms.resolve_transforms` -> z offsets ->
-:func:`serialoct.stack.plan.plan_stack` -> :func:`serialoct.stack.render.render_block`.
+:func:`serialoct.stack.plan.plan_stack` -> intensity gains
+(:func:`serialoct.stack.intensity.series_gains`) ->
+:func:`serialoct.stack.render.render_block`.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ import argparse
 from serialoct.steps.alignment import add_series_arguments
 
 PARAMETERS = (
-    "stack_blend_enabled", "blend_refinement_px", "stack_blend_z_refine_vox", "use_expected_z_overlap", "apply_pairwise_transforms", "apply_rotation_only",
+    "stack_blend_enabled", "blend_refinement_px", "stack_blend_z_refine_vox", "stack_blend_depth_um", "stack_match_intensity",
+    "use_expected_z_overlap", "apply_pairwise_transforms", "apply_rotation_only",
     "max_rotation_deg", "transform_confidence_high", "transform_confidence_low", "z_overlap_min_corr", "blend_z_refine_min_confidence",
     "skip_error_transforms", "skip_warning_transforms", "load_transform_min_zcorr", "load_transform_max_rotation",
     "stack_accumulate_translations", "stack_confidence_weight_translations", "stack_max_cumulative_drift_px",
@@ -206,6 +209,31 @@ def _refine_overlaps(ids, z_notes, transforms, volume, in_canvas, first_plane: i
     return out, notes
 
 
+#: Slices in the running median that slice intensities are matched to (``stack_match_intensity``).
+INTENSITY_WINDOW = 5
+#: A slice whose gain leaves this range (either way) is flagged in the metrics.
+GAIN_WARNING = 1.5
+
+
+def _intensity_gains(plan, by_index, volume, in_canvas) -> tuple[dict[str, float], dict[str, float | None]]:
+    """``stack_match_intensity``: each slice's gain, from the intensity steps where consecutive planned slices overlap.
+
+    Returns the gains and, per lower slice, the measured step (None: no overlap).
+    """
+    from serialoct.stack.intensity import OVERLAP_PLANES, SURFACE_PLANES, overlap_ratio, series_gains
+
+    ratios = {}
+    for up, low in zip(plan.slices[:-1], plan.slices[1:]):
+        above, sid = by_index[up.slice.index], by_index[low.slice.index]
+        first = low.z_start - up.z_start + SURFACE_PLANES
+        n = min(OVERLAP_PLANES, up.slice.shape[0] - first, low.slice.shape[0] - SURFACE_PLANES)
+        ratios[sid] = None if n < 1 else overlap_ratio(
+            in_canvas(above, volume(above)[first : first + n].mean(axis=0)),
+            in_canvas(sid, volume(sid)[SURFACE_PLANES : SURFACE_PLANES + n].mean(axis=0)))
+    gains = series_gains(list(ratios.values()), window=INTENSITY_WINDOW)
+    return {by_index[q.slice.index]: float(g) for q, g in zip(plan.slices, gains)}, ratios
+
+
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -273,16 +301,25 @@ def run(args: argparse.Namespace) -> int:
         transforms, xy_notes = _refine_overlaps(ids, z_notes, transforms, volume, in_canvas, p["moving_slice_first_index"],
                                                 p["blend_refinement_px"])
     slices = [StackSlice(int(sid), slice_shape(source[sid]), position(sid), transforms[sid]) for sid in order]
+    blend_planes = round(p["stack_blend_depth_um"] / space.voxel_um)
     plan = plan_stack(slices, slice_thickness_um=p["registration_slicing_interval_mm"] * 1000.0, voxel_um=space.voxel_um,
-                      z_offsets=z_offsets, blend=p["stack_blend_enabled"], canvas_shape=space.shape)
+                      z_offsets=z_offsets, blend=p["stack_blend_enabled"], blend_planes=max(1, blend_planes) if p["stack_blend_depth_um"] > 0 else None,
+                      canvas_shape=space.shape)
     by_index = {int(sid): sid for sid in order}
+    gains, steps = _intensity_gains(plan, by_index, volume, in_canvas) if p["stack_match_intensity"] else ({sid: 1.0 for sid in ids}, {})
     placed = [{"slice_id": by_index[q.slice.index], "source": order[by_index[q.slice.index]], "z_start": q.z_start,
                "z_stop": q.z_stop, "offset_px": list(q.slice.offset_px), "rotation_deg": q.slice.transform.rotation_deg,
                "translation_px": list(q.slice.transform.translation_px), "gate": q.slice.transform.gate,
-               "link": links.get(by_index[q.slice.index]).source if by_index[q.slice.index] in links else "first"}
+               "link": links.get(by_index[q.slice.index]).source if by_index[q.slice.index] in links else "first",
+               "intensity_gain": round(gains[by_index[q.slice.index]], 4)}
               for q in plan.slices]
+
+    def read_planes(index: int, a: int, b: int) -> np.ndarray:
+        sid = by_index[index]
+        return volume(sid)[a:b] * np.float32(gains[sid])
+
     out = Path(args.output)
-    levels = write_stack(out, plan, p, lambda z0, z1: render_block(plan, lambda index, a, b: volume(by_index[index])[a:b], z0, z1),
+    levels = write_stack(out, plan, p, lambda z0, z1: render_block(plan, read_planes, z0, z1),
                          extra_attrs={"stacked_slices": placed, "holes": [list(h) for h in plan.holes]})
     export_zip(out, out.with_name(out.name + ".zip"))
     stem = out.name.removesuffix(".ome.zarr")
@@ -290,6 +327,7 @@ def run(args: argparse.Namespace) -> int:
     write_png(out.with_name(f"{stem}_annotated.png"), annotated_section(
         section, [(q["z_start"], q["slice_id"]) for q in placed], label_every=p["annotated_label_every"], show_lines=p["annotated_show_lines"]))
     gates = [t.gate for sid, t in transforms.items() if sid != ids[0]]
+    flagged = {sid: g for sid, g in gains.items() if not 1 / GAIN_WARNING <= g <= GAIN_WARNING}
     write_series_metrics(args.metrics, "stack", p, {
         "n_slices": Metric(len(order), "", "slices stacked"),
         "n_interpolated": Metric(sum(v == "interpolated" for v in order.values()), "", "of them interpolated"),
@@ -299,6 +337,11 @@ def run(args: argparse.Namespace) -> int:
         "transforms_skipped": Metric(gates.count("skip"), "", "slices placed by the motors alone"),
         "shape": Metric(list(plan.shape), "voxels", "output (z, y, x) at level 0"),
         "pyramid_um": Metric(levels, "µm", "resolutions of the pyramid levels"),
+        "intensity_gain_range": Metric([round(min(gains.values()), 3), round(max(gains.values()), 3)], "",
+                                       "smallest and largest slice gain of the intensity matching",
+                                       "warning" if flagged else "ok"),
     }, timer.elapsed_s, info={"slices": placed, "holes": [list(h) for h in plan.holes], "skipped_transforms": skipped,
-                              "z_offsets": z_notes, "manual": manual_notes, "blend_refinement": xy_notes})
+                              "z_offsets": z_notes, "manual": manual_notes, "blend_refinement": xy_notes, "intensity_steps": steps},
+       warnings=tuple(f"slice {sid}: intensity scaled by {g:.2f} to match its neighbours (imaged with "
+                      f"{'less' if g > 1 else 'more'} signal?)" for sid, g in flagged.items()))
     return 0
