@@ -18,8 +18,8 @@ The first planes below a cut are left out of the comparison: the surface
 plane straddles water and tissue (on the ``small`` synthetic acquisition,
 comparing from the surface made every step look 25 % darker; from the third
 plane on the normal steps are 0.93-1.0). A residual of the attenuation
-compensation at the depth compared is the same for every slice, and the
-running median absorbs it.
+compensation at the depth compared is about the same at every step: it
+reads as a trend and is left alone, never compounded into the gains.
 """
 
 from __future__ import annotations

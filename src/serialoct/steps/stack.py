@@ -301,10 +301,9 @@ def run(args: argparse.Namespace) -> int:
         transforms, xy_notes = _refine_overlaps(ids, z_notes, transforms, volume, in_canvas, p["moving_slice_first_index"],
                                                 p["blend_refinement_px"])
     slices = [StackSlice(int(sid), slice_shape(source[sid]), position(sid), transforms[sid]) for sid in order]
-    blend_planes = round(p["stack_blend_depth_um"] / space.voxel_um)
+    blend_planes = max(1, round(p["stack_blend_depth_um"] / space.voxel_um)) if p["stack_blend_depth_um"] > 0 else None
     plan = plan_stack(slices, slice_thickness_um=p["registration_slicing_interval_mm"] * 1000.0, voxel_um=space.voxel_um,
-                      z_offsets=z_offsets, blend=p["stack_blend_enabled"], blend_planes=max(1, blend_planes) if p["stack_blend_depth_um"] > 0 else None,
-                      canvas_shape=space.shape)
+                      z_offsets=z_offsets, blend=p["stack_blend_enabled"], blend_planes=blend_planes, canvas_shape=space.shape)
     by_index = {int(sid): sid for sid in order}
     gains, steps = _intensity_gains(plan, by_index, volume, in_canvas) if p["stack_match_intensity"] else ({sid: 1.0 for sid in ids}, {})
     placed = [{"slice_id": by_index[q.slice.index], "source": order[by_index[q.slice.index]], "z_start": q.z_start,
