@@ -234,6 +234,17 @@ def _intensity_gains(plan, by_index, volume, in_canvas) -> tuple[dict[str, float
     return {by_index[q.slice.index]: float(g) for q, g in zip(plan.slices, gains)}, ratios
 
 
+def _placements(plan, by_index, order, links, gains) -> list[dict]:
+    """Where each slice went and how (the volume's ``stacked_slices`` attribute and the metrics' ``slices``)."""
+    out = []
+    for q in plan.slices:
+        sid, t = by_index[q.slice.index], q.slice.transform
+        out.append({"slice_id": sid, "source": order[sid], "z_start": q.z_start, "z_stop": q.z_stop, "offset_px": list(q.slice.offset_px),
+                    "rotation_deg": t.rotation_deg, "translation_px": list(t.translation_px), "gate": t.gate,
+                    "link": links[sid].source if sid in links else "first", "intensity_gain": round(gains[sid], 4)})
+    return out
+
+
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -306,12 +317,7 @@ def run(args: argparse.Namespace) -> int:
                       z_offsets=z_offsets, blend=p["stack_blend_enabled"], blend_planes=blend_planes, canvas_shape=space.shape)
     by_index = {int(sid): sid for sid in order}
     gains, steps = _intensity_gains(plan, by_index, volume, in_canvas) if p["stack_match_intensity"] else ({sid: 1.0 for sid in ids}, {})
-    placed = [{"slice_id": by_index[q.slice.index], "source": order[by_index[q.slice.index]], "z_start": q.z_start,
-               "z_stop": q.z_stop, "offset_px": list(q.slice.offset_px), "rotation_deg": q.slice.transform.rotation_deg,
-               "translation_px": list(q.slice.transform.translation_px), "gate": q.slice.transform.gate,
-               "link": links.get(by_index[q.slice.index]).source if by_index[q.slice.index] in links else "first",
-               "intensity_gain": round(gains[by_index[q.slice.index]], 4)}
-              for q in plan.slices]
+    placed = _placements(plan, by_index, order, links, gains)
 
     def read_planes(index: int, a: int, b: int) -> np.ndarray:
         sid = by_index[index]
