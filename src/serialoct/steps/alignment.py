@@ -19,7 +19,7 @@ from serialoct.steps.options import add_parameter_options
 WORKFLOW = "reconst_3d"
 
 __all__ = [
-    "CACHED_SLICES", "CommonSpace", "WORKFLOW", "add_series_arguments", "cached_volumes", "load_slice_config", "read_common_space",
+    "CACHED_SLICES", "CommonSpace", "WORKFLOW", "add_series_arguments", "begin_series", "cached_volumes", "load_slice_config", "read_common_space",
     "read_in_canvas", "slice_id_of", "slice_shape", "write_series_metrics", "write_stack",
 ]
 
@@ -99,6 +99,18 @@ def read_common_space(path: str | Path) -> CommonSpace:
         return CommonSpace.from_dict(data)
     except (TypeError, ValueError, IndexError, AttributeError) as exc:
         raise FormatError(path, f"not a common-space record ({exc})") from None
+
+
+def begin_series(args: argparse.Namespace, parameters: Sequence[str]):
+    """Start a series step: its validated parameters, a timer, the thread cap applied and the common space (``--common_space``)."""
+    from serialoct.compute import apply_cpu_limits
+    from serialoct.steps.options import parameters_from_args
+    from serialoct.steps.slice_step import Timer
+
+    p = parameters_from_args(args, WORKFLOW, parameters)
+    timer = Timer()
+    apply_cpu_limits()
+    return p, timer, read_common_space(args.common_space)
 
 
 def read_in_canvas(path: str | Path, space: CommonSpace, slice_id: str, planes=None):

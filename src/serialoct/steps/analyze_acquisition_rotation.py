@@ -39,14 +39,10 @@ def run(args: argparse.Namespace) -> int:
     from serialoct.io.images import write_png
     from serialoct.io.jsonfile import write_json
     from serialoct.io.tables import Metric, read_shifts_xy
-    from serialoct.steps.alignment import read_common_space, write_series_metrics
+    from serialoct.steps.alignment import begin_series, write_series_metrics
     from serialoct.steps.analyze_rotation_drift import read_pair_rotations
-    from serialoct.steps.options import parameters_from_args
-    from serialoct.steps.slice_step import Timer
 
-    p = parameters_from_args(args, "reconst_3d", PARAMETERS)
-    timer = Timer()
-    space = read_common_space(args.common_space)
+    p, timer, space = begin_series(args, PARAMETERS)
     registrations = read_pair_rotations(args.transforms)
     rows = {(r.fixed_id, r.moving_id): r for r in read_shifts_xy(args.shifts_xy)}
     pixel_mm = space.voxel_um / 1000.0

@@ -62,14 +62,10 @@ def run(args: argparse.Namespace) -> int:
     from serialoct.io.tables import Metric
     from serialoct.report.previews import to_uint8
     from serialoct.stack.manual import ManualTransform, canvas_aip
-    from serialoct.steps.alignment import read_common_space, slice_id_of, write_series_metrics
-    from serialoct.steps.options import parameters_from_args
-    from serialoct.steps.slice_step import Timer
+    from serialoct.steps.alignment import begin_series, slice_id_of, write_series_metrics
 
-    p = parameters_from_args(args, "reconst_3d", PARAMETERS)
-    timer = Timer()
+    p, timer, space = begin_series(args, PARAMETERS)
     level = int(p["manual_align_level"])
-    space = read_common_space(args.common_space)
     out = Path(args.output_dir)
     slices = []
     for path in sorted(args.inputs, key=slice_id_of):

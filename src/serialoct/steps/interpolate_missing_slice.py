@@ -41,21 +41,15 @@ def usable_slices(paths, rows) -> list[str]:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from serialoct.compute import apply_cpu_limits
     from serialoct.io.images import write_png
     from serialoct.io.jsonfile import write_json
     from serialoct.io.slices import write_slice
     from serialoct.io.tables import Metric
     from serialoct.report.previews import orthogonal_views
     from serialoct.stack.interpolate import InterpolationParams, interpolate_missing_slice, manifest_fragment, single_slice_gaps
-    from serialoct.steps.alignment import load_slice_config, read_common_space, read_in_canvas, slice_id_of, write_series_metrics
-    from serialoct.steps.options import parameters_from_args
-    from serialoct.steps.slice_step import Timer
+    from serialoct.steps.alignment import begin_series, load_slice_config, read_in_canvas, slice_id_of, write_series_metrics
 
-    p = parameters_from_args(args, "reconst_3d", PARAMETERS)
-    timer = Timer()
-    apply_cpu_limits()
-    space = read_common_space(args.common_space)
+    p, timer, space = begin_series(args, PARAMETERS)
     paths = {slice_id_of(path): path for path in args.inputs}
     usable = usable_slices(paths, load_slice_config(args.slice_config, sorted(paths)))
     params = InterpolationParams.from_guide(p)

@@ -27,18 +27,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from serialoct.align.pairwise import PairwiseParams, planes_used, register_pairwise
-    from serialoct.compute import apply_cpu_limits
     from serialoct.errors import InputError
     from serialoct.io.jsonfile import write_json
     from serialoct.io.tables import Metric
-    from serialoct.steps.alignment import read_common_space, read_in_canvas, slice_id_of, slice_shape, write_series_metrics
-    from serialoct.steps.options import parameters_from_args
-    from serialoct.steps.slice_step import Timer
+    from serialoct.steps.alignment import begin_series, read_in_canvas, slice_id_of, slice_shape, write_series_metrics
 
-    p = parameters_from_args(args, "reconst_3d", PARAMETERS)
-    timer = Timer()
-    apply_cpu_limits()
-    space = read_common_space(args.common_space)
+    p, timer, space = begin_series(args, PARAMETERS)
     fixed_id, moving_id = slice_id_of(args.fixed), slice_id_of(args.moving)
     for sid, path in ((fixed_id, args.fixed), (moving_id, args.moving)):
         if sid not in space.positions_px:

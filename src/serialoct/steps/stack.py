@@ -250,7 +250,6 @@ def run(args: argparse.Namespace) -> int:
 
     import numpy as np
 
-    from serialoct.compute import apply_cpu_limits
     from serialoct.io.images import write_png
     from serialoct.io.jsonfile import read_json
     from serialoct.io.omezarr import export_zip, open_ome_zarr
@@ -260,14 +259,9 @@ def run(args: argparse.Namespace) -> int:
     from serialoct.stack.render import render_block, warp_to_canvas
     from serialoct.stack.series import chain_arrays, chain_pairs, stack_order
     from serialoct.stack.transforms import TransformPolicy, resolve_transforms
-    from serialoct.steps.alignment import cached_volumes, read_common_space, slice_id_of, slice_shape, write_series_metrics, write_stack
-    from serialoct.steps.options import parameters_from_args
-    from serialoct.steps.slice_step import Timer
+    from serialoct.steps.alignment import begin_series, cached_volumes, slice_id_of, slice_shape, write_series_metrics, write_stack
 
-    p = parameters_from_args(args, "reconst_3d", PARAMETERS)
-    timer = Timer()
-    apply_cpu_limits()
-    space = read_common_space(args.common_space)
+    p, timer, space = begin_series(args, PARAMETERS)
     paths = {slice_id_of(path): path for path in args.inputs}
     rows = read_slice_config(args.slice_config)
     manifest = read_json(args.interpolation) if args.interpolation else {}

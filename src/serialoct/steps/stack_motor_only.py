@@ -29,19 +29,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from serialoct.compute import apply_cpu_limits
     from serialoct.diagnostics import plan_motor_stack, render_motor_block
     from serialoct.errors import InputError
     from serialoct.io.tables import Metric
     from serialoct.stack.plan import StackSlice
-    from serialoct.steps.alignment import cached_volumes, load_slice_config, read_common_space, slice_id_of, slice_shape, write_series_metrics, write_stack
-    from serialoct.steps.options import parameters_from_args
-    from serialoct.steps.slice_step import Timer
+    from serialoct.steps.alignment import begin_series, cached_volumes, load_slice_config, slice_id_of, slice_shape, write_series_metrics, write_stack
 
-    p = parameters_from_args(args, "reconst_3d", PARAMETERS)
-    timer = Timer()
-    apply_cpu_limits()
-    space = read_common_space(args.common_space)
+    p, timer, space = begin_series(args, PARAMETERS)
     paths = {slice_id_of(path): path for path in args.inputs}
     rows = load_slice_config(args.slice_config or None, sorted(paths))
     used = [r.slice_id for r in rows if not r.motor_only and r.slice_id in paths and r.slice_id in space.positions_px]
