@@ -44,7 +44,8 @@ REQUIRED = object()  # the guide's "(required)": no default
 #: The CPU section gives processes = 1 for both workflows; reconst_3d's own table says 8.
 GUIDE_CONFLICTS = {("reconst_3d", "processes"): "Input/Output"}
 #: serialoct parameters absent from the guide.
-EXTENSIONS = {("reconst_3d", "atlas_path"), ("reconst_3d", "stack_blend_depth_um"), ("reconst_3d", "stack_match_intensity")}
+EXTENSIONS = {("reconst_3d", "atlas_path"), ("reconst_3d", "stack_blend_depth_um"), ("reconst_3d", "stack_match_intensity"),
+              ("reconst_3d", "stack_intensity_map_um")}
 
 _TABLES = {"preproc": preproc_table, "reconst_3d": reconst_3d_table}
 

@@ -5,11 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from serialoct.stack.intensity import SURFACE_PLANES, overlap_ratio, series_gains
+from scipy import ndimage
+
+from serialoct.stack.intensity import MAP_LIMIT, SURFACE_PLANES, apply_gain_map, overlap_gain_map, overlap_ratio, series_gains
 from tests.stack.conftest import EXTRA_PLANES, N_SLICES, PLANES_PER_SLICE
 
 #: Gains recovered within this relative error of the truth.
 GAIN_TOLERANCE = 0.03
+#: Lateral scale of the local maps in the tests (px).
+MAP_SIGMA_PX = 2.0
 
 
 def _scaled_slabs(truth, scales):
@@ -54,3 +58,42 @@ def test_bad_ratios_and_windows_are_refused():
         series_gains([1.0], window=4)
     with pytest.raises(ValueError, match="same canvas"):
         overlap_ratio(np.ones((3, 3)), np.ones((3, 4)))
+
+
+def _local_error(shape, seed=5):
+    """A smooth lateral gain error of a compensation (x0.6 .. x1.6), as a wrong tail leaves at depth."""
+    field = ndimage.gaussian_filter(np.random.default_rng(seed).standard_normal(shape), 6.0)
+    return np.exp(0.25 * field / field.std()).astype(np.float32)
+
+
+def test_the_local_map_removes_an_a_line_by_a_line_error_and_leaves_the_whole_step_to_the_gains(truth):
+    # The upper slice's planes at the next cut carry a local error and a whole-slice step of 0.7; the lower slice is right.
+    first, n = PLANES_PER_SLICE + SURFACE_PLANES, EXTRA_PLANES - SURFACE_PLANES
+    tissue = truth.reflectivity[first : first + n].mean(axis=0)
+    error = _local_error(tissue.shape)
+    upper, lower = 0.7 * error * tissue, tissue
+    gain_map = overlap_gain_map(upper, lower, sigma_px=MAP_SIGMA_PX)
+    inside = ndimage.binary_erosion(tissue > 0.1 * tissue.max(), iterations=int(3 * MAP_SIGMA_PX))
+    corrected = error * gain_map  # what is left of the error once the map is applied (the 0.7 is series_gains' business)
+    assert np.std(np.log(corrected[inside])) < 0.25 * np.std(np.log(error[inside]))
+    assert overlap_ratio(upper * gain_map, lower) == pytest.approx(overlap_ratio(upper, lower), rel=0.05)
+
+
+def test_the_map_is_one_away_from_the_overlap_and_bounded():
+    upper = np.zeros((40, 40), np.float32)
+    upper[:, :20] = 1.0
+    lower = upper.copy()
+    lower[:10, :20] = 10.0  # far beyond the bound
+    gain_map = overlap_gain_map(upper, lower, sigma_px=MAP_SIGMA_PX)
+    assert np.allclose(gain_map[:, 30:], 1.0)
+    assert gain_map.max() <= MAP_LIMIT + 1e-6 and gain_map.min() >= 1 / MAP_LIMIT - 1e-6
+    assert np.allclose(overlap_gain_map(np.zeros((20, 20)), np.ones((20, 20)), sigma_px=1.0), 1.0)
+
+
+def test_the_map_fades_in_with_depth_and_is_whole_at_the_plane_it_was_measured():
+    planes = np.ones((6, 4, 4), np.float32)
+    gain_map = np.full((4, 4), 2.0, np.float32)
+    out = apply_gain_map(planes, 2, gain_map, depth=4.0)  # planes 2 .. 7 of the slice
+    assert out[:, 0, 0] == pytest.approx(2.0 ** np.minimum(1.0, np.arange(2, 8) / 4.0))
+    with pytest.raises(ValueError, match="depth"):
+        apply_gain_map(planes, 0, gain_map, depth=0.0)

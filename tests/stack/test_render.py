@@ -5,6 +5,7 @@ from __future__ import annotations
 import tracemalloc
 
 import numpy as np
+from scipy import ndimage
 
 from serialoct.stack import (
     StackSlice,
@@ -16,6 +17,7 @@ from serialoct.stack import (
     resolve_transforms,
     warp_to_canvas,
 )
+from serialoct.stack.render import warp_from_canvas
 
 from .conftest import N_SLICES, THICKNESS_UM, VOXEL_UM
 
@@ -113,3 +115,10 @@ def test_warp_to_canvas_pastes_at_the_motor_offset_and_rotates_about_the_centre(
     square[4, 8] = 1.0  # right of the centre
     turned = warp_to_canvas(square, (9, 9), rotation_deg=90.0)
     assert np.unravel_index(np.argmax(turned), turned.shape) == (0, 4)  # +row turns towards +col, so +col towards -row
+
+
+def test_warp_from_canvas_brings_a_placed_image_back_to_the_slice_frame():
+    plane = ndimage.gaussian_filter(np.random.default_rng(1).random((40, 50)), 3).astype(np.float32) + 1.0
+    placement = {"offset_px": (5.0, 7.0), "rotation_deg": 3.0, "translation_px": (1.5, -2.0)}
+    back = warp_from_canvas(warp_to_canvas(plane, (70, 80), **placement), plane.shape, **placement)
+    assert np.abs(back - plane)[3:-3, 3:-3].max() < 0.01

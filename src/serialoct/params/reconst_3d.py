@@ -78,6 +78,7 @@ IMPLEMENTED: frozenset[str] = frozenset({
     "moving_slice_first_index", "registration_slicing_interval_mm", "registration_allowed_drifting_mm",
     # stacking and its outputs
     "stack_blend_enabled", "blend_refinement_px", "stack_blend_z_refine_vox", "stack_blend_depth_um", "stack_match_intensity",
+    "stack_intensity_map_um",
     "use_expected_z_overlap", "apply_pairwise_transforms",
     "apply_rotation_only", "max_rotation_deg", "transform_confidence_high", "transform_confidence_low", "z_overlap_min_corr",
     "blend_z_refine_min_confidence", "skip_error_transforms", "skip_warning_transforms", "load_transform_min_zcorr",

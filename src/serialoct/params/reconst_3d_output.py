@@ -4,8 +4,8 @@ Stacking, output pyramid, bias field, atlas registration, manual alignment,
 previews and reports, debugging and diagnostics, in the guide's order.
 :mod:`serialoct.params.reconst_3d` assembles them after the earlier groups and
 holds the workflow's ``IMPLEMENTED`` set. ``atlas_path``,
-``stack_blend_depth_um`` and ``stack_match_intensity`` are serialoct
-extensions absent from the guide.
+``stack_blend_depth_um``, ``stack_match_intensity`` and
+``stack_intensity_map_um`` are serialoct extensions absent from the guide.
 """
 
 from __future__ import annotations
@@ -36,6 +36,10 @@ _STACK_BLEND = (
     param("stack_match_intensity", True, "bool", "stack", extension=True,
           description="Scale each slice so that where it images the same tissue as its neighbours it matches the running "
                       "median of the series (removes slice-to-slice intensity steps)."),
+    param("stack_intensity_map_um", 25.0, "float", "stack", bounds=NON_NEGATIVE, extension=True,
+          description="With stack_match_intensity: also match each slice A-line by A-line at the next cut, smoothed over "
+                      "this scale (µm), fading in with depth (corrects the local error of the attenuation compensation); "
+                      "0 matches whole slices only."),
 )
 
 _TRANSFORM_USE = (

@@ -20,6 +20,18 @@ comparing from the surface made every step look 25 % darker; from the third
 plane on the normal steps are 0.93-1.0). A residual of the attenuation
 compensation at the depth compared is about the same at every step: it
 reads as a trend and is left alone, never compounded into the gains.
+
+The same comparison, resolved A-line by A-line (:func:`overlap_gain_map`,
+smoothed over ``stack_intensity_map_um``), measures the *local* error of the
+upper slice's attenuation compensation at the next cut: it is nil at the
+surface, grows with depth, and varies across the slice with the tissue
+below (the extrapolated tail, the tissue's reflectance-to-attenuation
+ratio). :func:`apply_gain_map` fades the correction in from the surface to
+that depth, so the hand-over to the next slice matches A-line by A-line,
+not only on average. On the ``small`` synthetic acquisition (seed 0) the
+volume's NCC with the phantom went from 0.820 to 0.830 (0.830-0.831 for a
+scale of 12-48 µm; a correction that fades in with the square or the square
+root of depth did worse).
 """
 
 from __future__ import annotations
@@ -28,7 +40,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["SURFACE_PLANES", "OVERLAP_PLANES", "SIGNAL_FRACTION", "overlap_ratio", "series_gains"]
+__all__ = ["SURFACE_PLANES", "OVERLAP_PLANES", "SIGNAL_FRACTION", "MAP_LIMIT", "overlap_ratio", "apply_gain_map", "overlap_gain_map", "series_gains"]
 
 #: Planes below a cut left out of the comparison (partial-volume surface planes).
 SURFACE_PLANES = 2
@@ -38,6 +50,15 @@ OVERLAP_PLANES = 5
 SIGNAL_FRACTION = 0.05
 #: Fewest pixels with signal in both images for a ratio to be taken.
 MIN_PIXELS = 100
+#: Largest local correction of :func:`overlap_gain_map`, either way.
+MAP_LIMIT = 2.0
+#: Share of a smoothing kernel that must fall on overlap pixels for the local ratio to count fully.
+MAP_SUPPORT = 0.5
+
+
+def _signal(x: np.ndarray) -> np.ndarray:
+    positive = x[x > 0]
+    return x > SIGNAL_FRACTION * np.percentile(positive, 99) if positive.size else np.zeros(x.shape, bool)
 
 
 def overlap_ratio(upper: np.ndarray, lower: np.ndarray) -> float | None:
@@ -58,15 +79,82 @@ def overlap_ratio(upper: np.ndarray, lower: np.ndarray) -> float | None:
     a, b = np.asarray(upper, np.float64), np.asarray(lower, np.float64)
     if a.shape != b.shape:
         raise ValueError(f"images of shapes {a.shape} and {b.shape}: expected the same canvas")
-
-    def signal(x):
-        positive = x[x > 0]
-        return x > SIGNAL_FRACTION * np.percentile(positive, 99) if positive.size else np.zeros(x.shape, bool)
-
-    both = signal(a) & signal(b)
+    both = _signal(a) & _signal(b)
     if np.count_nonzero(both) < MIN_PIXELS:
         return None
     return float(b[both].sum() / a[both].sum())
+
+
+def overlap_gain_map(upper: np.ndarray, lower: np.ndarray, *, sigma_px: float) -> np.ndarray:
+    """The local intensity step between two images of the same tissue, relative to the whole-overlap step.
+
+    Where the attenuation compensation of the upper slice errs (its tail, the
+    tissue's reflectance-to-attenuation ratio), the error grows with depth
+    and varies from A-line to A-line; at the next cut the lower slice shows
+    the same tissue near its surface, where its own compensation is nearly
+    exact. The ratio of the two, smoothed over ``sigma_px`` (the speckle and
+    texture cancel: the same tissue), says how much each A-line of the upper
+    slice is off there.
+
+    Parameters
+    ----------
+    upper, lower : ndarray, shape (H, W)
+        Mean images of the same tissue, one from each slice, in one frame (0 outside a slice).
+    sigma_px : float
+        Gaussian smoothing of both images before the ratio (> 0).
+
+    Returns
+    -------
+    ndarray, shape (H, W), float32
+        ``(lower / upper)`` locally over :func:`overlap_ratio`, within
+        ``[1 / MAP_LIMIT, MAP_LIMIT]``; it fades to 1 where less than
+        :data:`MAP_SUPPORT` of the kernel holds signal in both images, and is
+        1 away from the overlap. All ones when :func:`overlap_ratio` is None.
+    """
+    from scipy import ndimage
+
+    if sigma_px <= 0:
+        raise ValueError(f"sigma_px = {sigma_px}: expected > 0")
+    a, b = np.asarray(upper, np.float64), np.asarray(lower, np.float64)
+    step = overlap_ratio(a, b)
+    if step is None:
+        return np.ones(a.shape, np.float32)
+    both = (_signal(a) & _signal(b)).astype(np.float64)
+    support = ndimage.gaussian_filter(both, sigma_px)
+    num, den = (ndimage.gaussian_filter(x * both, sigma_px) for x in (b, a))
+    local = np.divide(num, den * step, out=np.ones_like(num), where=(den > 0) & (num > 0))
+    trust = np.clip(support / MAP_SUPPORT, 0.0, 1.0)
+    log_gain = trust * np.log(np.clip(local, 1.0 / MAP_LIMIT, MAP_LIMIT))
+    return np.exp(log_gain).astype(np.float32)
+
+
+def apply_gain_map(planes: np.ndarray, first_plane: int, gain_map: np.ndarray, depth: float) -> np.ndarray:
+    """Correct planes of a slice by a local step measured at plane ``depth``, in place.
+
+    The compensation's error is nil at the surface and grows with depth, so
+    plane ``z`` is multiplied by ``gain_map ** min(1, z / depth)``.
+
+    Parameters
+    ----------
+    planes : ndarray, shape (n, h, w), float32
+        Planes ``first_plane .. first_plane + n - 1`` of the slice (modified).
+    first_plane : int
+    gain_map : ndarray, shape (h, w)
+        :func:`overlap_gain_map` in the slice's frame.
+    depth : float
+        Plane at which the map was measured (> 0).
+
+    Returns
+    -------
+    ndarray
+        ``planes``.
+    """
+    if depth <= 0:
+        raise ValueError(f"depth = {depth}: expected > 0")
+    log_map = np.log(np.asarray(gain_map, np.float32))
+    for i in range(planes.shape[0]):
+        planes[i] *= np.exp(log_map * np.float32(min(1.0, (first_plane + i) / depth)))
+    return planes
 
 
 def series_gains(ratios: Sequence[float | None], *, window: int = 5) -> np.ndarray:

@@ -27,7 +27,7 @@ from scipy import ndimage
 
 from serialoct.stack.plan import PlannedSlice, StackPlan
 
-__all__ = ["ReadPlanes", "canvas_matrix", "iter_blocks", "render_block", "warp_to_canvas"]
+__all__ = ["ReadPlanes", "canvas_matrix", "iter_blocks", "render_block", "warp_from_canvas", "warp_to_canvas"]
 
 #: ``read_planes(index, z0, z1)`` returns planes ``z0 .. z1 - 1`` of slice
 #: ``index``, shape ``(z1 - z0, H, W)``.
@@ -109,6 +109,43 @@ def warp_to_canvas(
         out = out[0]
         mask = None if mask is None else mask[0]
     return (out, mask) if with_mask else out
+
+
+def warp_from_canvas(
+    image: np.ndarray,
+    frame_shape: tuple[int, int],
+    *,
+    offset_px: tuple[float, float] = (0.0, 0.0),
+    rotation_deg: float = 0.0,
+    translation_px: tuple[float, float] = (0.0, 0.0),
+    centre_px: tuple[float, float] | None = None,
+    cval: float = 0.0,
+) -> np.ndarray:
+    """The inverse of :func:`warp_to_canvas` for one image: a canvas image seen in a slice's own frame.
+
+    Parameters
+    ----------
+    image : ndarray, shape (H, W)
+        In the canvas.
+    frame_shape : (int, int)
+        ``(h, w)`` of the slice.
+    offset_px, rotation_deg, translation_px, centre_px
+        The slice's placement, as given to :func:`warp_to_canvas`.
+    cval : float
+        Value of frame pixels that fall outside the canvas.
+
+    Returns
+    -------
+    ndarray, shape (h, w), float32
+    """
+    h, w = image.shape
+    centre = ((h - 1) / 2.0, (w - 1) / 2.0) if centre_px is None else centre_px
+    matrix, offset = canvas_matrix(offset_px, rotation_deg, translation_px, centre)
+    forward = np.linalg.inv(matrix)  # canvas q = M^-1 (p - offset)
+    out = np.empty(frame_shape, dtype=np.float32)
+    ndimage.affine_transform(np.asarray(image, np.float32), forward, -forward @ offset, output_shape=frame_shape,
+                             output=out, order=1, cval=cval)
+    return out
 
 
 def _paste(dst: np.ndarray, src: np.ndarray, top_left: np.ndarray) -> None:

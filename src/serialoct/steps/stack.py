@@ -20,6 +20,7 @@ from serialoct.steps.alignment import add_series_arguments
 
 PARAMETERS = (
     "stack_blend_enabled", "blend_refinement_px", "stack_blend_z_refine_vox", "stack_blend_depth_um", "stack_match_intensity",
+    "stack_intensity_map_um",
     "use_expected_z_overlap", "apply_pairwise_transforms", "apply_rotation_only",
     "max_rotation_deg", "transform_confidence_high", "transform_confidence_low", "z_overlap_min_corr", "blend_z_refine_min_confidence",
     "skip_error_transforms", "skip_warning_transforms", "load_transform_min_zcorr", "load_transform_max_rotation",
@@ -215,23 +216,41 @@ INTENSITY_WINDOW = 5
 GAIN_WARNING = 1.5
 
 
-def _intensity_gains(plan, by_index, volume, in_canvas) -> tuple[dict[str, float], dict[str, float | None]]:
+def _intensity_gains(plan, by_index, volume, in_canvas, to_frame, map_sigma_px: float):
     """``stack_match_intensity``: each slice's gain, from the intensity steps where consecutive planned slices overlap.
 
-    Returns the gains and, per lower slice, the measured step (None: no overlap).
+    Returns the gains, per lower slice the measured step (None: no overlap),
+    and, when ``map_sigma_px > 0``, per upper slice ``(map, depth)``: the
+    local step at the next cut in the slice's own frame
+    (:func:`serialoct.stack.intensity.overlap_gain_map`) and the plane it
+    was measured at.
     """
-    from serialoct.stack.intensity import OVERLAP_PLANES, SURFACE_PLANES, overlap_ratio, series_gains
+    from serialoct.stack.intensity import OVERLAP_PLANES, SURFACE_PLANES, overlap_gain_map, overlap_ratio, series_gains
 
-    ratios = {}
+    ratios, maps = {}, {}
     for up, low in zip(plan.slices[:-1], plan.slices[1:]):
         above, sid = by_index[up.slice.index], by_index[low.slice.index]
         first = low.z_start - up.z_start + SURFACE_PLANES
         n = min(OVERLAP_PLANES, up.slice.shape[0] - first, low.slice.shape[0] - SURFACE_PLANES)
-        ratios[sid] = None if n < 1 else overlap_ratio(
-            in_canvas(above, volume(above)[first : first + n].mean(axis=0)),
-            in_canvas(sid, volume(sid)[SURFACE_PLANES : SURFACE_PLANES + n].mean(axis=0)))
+        if n < 1:
+            ratios[sid] = None
+            continue
+        upper = in_canvas(above, volume(above)[first : first + n].mean(axis=0))
+        lower = in_canvas(sid, volume(sid)[SURFACE_PLANES : SURFACE_PLANES + n].mean(axis=0))
+        ratios[sid] = overlap_ratio(upper, lower)
+        if map_sigma_px > 0 and ratios[sid] is not None:
+            maps[above] = (to_frame(above, overlap_gain_map(upper, lower, sigma_px=map_sigma_px)), first + n / 2.0)
     gains = series_gains(list(ratios.values()), window=INTENSITY_WINDOW)
-    return {by_index[q.slice.index]: float(g) for q, g in zip(plan.slices, gains)}, ratios
+    return {by_index[q.slice.index]: float(g) for q, g in zip(plan.slices, gains)}, ratios, maps
+
+
+def _map_note(gain_map, depth: float) -> dict:
+    """The metrics' summary of a slice's local intensity map: where it was measured and its spread over the overlap."""
+    import numpy as np
+
+    changed = gain_map[gain_map != 1.0]
+    spread = np.percentile(changed, [5, 95]) if changed.size else [1.0, 1.0]
+    return {"depth_plane": round(depth, 1), "gain_p5_p95": [round(float(v), 3) for v in spread]}
 
 
 def _placements(plan, by_index, order, links, gains) -> list[dict]:
@@ -255,8 +274,9 @@ def run(args: argparse.Namespace) -> int:
     from serialoct.io.omezarr import export_zip, open_ome_zarr
     from serialoct.io.tables import Metric, read_slice_config
     from serialoct.report.previews import annotated_section
+    from serialoct.stack.intensity import apply_gain_map
     from serialoct.stack.plan import StackSlice, plan_stack
-    from serialoct.stack.render import render_block, warp_to_canvas
+    from serialoct.stack.render import render_block, warp_from_canvas, warp_to_canvas
     from serialoct.stack.series import chain_arrays, chain_pairs, stack_order
     from serialoct.stack.transforms import TransformPolicy, resolve_transforms
     from serialoct.steps.alignment import begin_series, cached_volumes, slice_id_of, slice_shape, write_series_metrics, write_stack
@@ -310,12 +330,22 @@ def run(args: argparse.Namespace) -> int:
     plan = plan_stack(slices, slice_thickness_um=p["registration_slicing_interval_mm"] * 1000.0, voxel_um=space.voxel_um,
                       z_offsets=z_offsets, blend=p["stack_blend_enabled"], blend_planes=blend_planes, canvas_shape=space.shape)
     by_index = {int(sid): sid for sid in order}
-    gains, steps = _intensity_gains(plan, by_index, volume, in_canvas) if p["stack_match_intensity"] else ({sid: 1.0 for sid in ids}, {})
+    def to_frame(sid: str, image: np.ndarray) -> np.ndarray:
+        t = transforms[sid]
+        return warp_from_canvas(image, slice_shape(source[sid])[1:], offset_px=position(sid), rotation_deg=t.rotation_deg,
+                                translation_px=t.translation_px, cval=1.0)
+
+    map_sigma_px = p["stack_intensity_map_um"] / space.voxel_um
+    gains, steps, maps = (_intensity_gains(plan, by_index, volume, in_canvas, to_frame, map_sigma_px) if p["stack_match_intensity"]
+                          else ({sid: 1.0 for sid in ids}, {}, {}))
     placed = _placements(plan, by_index, order, links, gains)
 
     def read_planes(index: int, a: int, b: int) -> np.ndarray:
         sid = by_index[index]
-        return volume(sid)[a:b] * np.float32(gains[sid])
+        planes = volume(sid)[a:b] * np.float32(gains[sid])
+        if sid in maps:
+            apply_gain_map(planes, a, *maps[sid])
+        return planes
 
     out = Path(args.output)
     levels = write_stack(out, plan, p, lambda z0, z1: render_block(plan, read_planes, z0, z1),
@@ -340,7 +370,8 @@ def run(args: argparse.Namespace) -> int:
                                        "smallest and largest slice gain of the intensity matching",
                                        "warning" if flagged else "ok"),
     }, timer.elapsed_s, info={"slices": placed, "holes": [list(h) for h in plan.holes], "skipped_transforms": skipped,
-                              "z_offsets": z_notes, "manual": manual_notes, "blend_refinement": xy_notes, "intensity_steps": steps},
+                              "z_offsets": z_notes, "manual": manual_notes, "blend_refinement": xy_notes, "intensity_steps": steps,
+                              "intensity_maps": {sid: _map_note(*m) for sid, m in maps.items()}},
        warnings=tuple(f"slice {sid}: intensity scaled by {g:.2f} to match its neighbours (imaged with "
                       f"{'less' if g > 1 else 'more'} signal?)" for sid, g in flagged.items()))
     return 0
