@@ -98,7 +98,8 @@ def write_run(root: Path, *, config_overrides=None) -> Path:
     write_failure(root / "failed" / "z06.json", FailureRecord("06", "stitch_3d_with_refinement", "tile_x01_y00 truncated"))
     write_metrics(root / "stack" / "metrics.json", StepMetrics("stack", info={"slices": [
         {"slice_id": sid, "z_start": 10 * i, "z_stop": 10 * i + 14, "intensity_gain": 1.6 if sid == "02" else 1.0}
-        for i, sid in enumerate(("01", "02", "03", "04", "05"))]},
+        for i, sid in enumerate(("01", "02", "03", "04", "05"))],
+        "intensity_maps": {"03": {"depth_plane": 18.5, "gain_p5_p95": [0.8, 1.2]}}},
         metrics={"n_slices": _m(5)}))
     write_png(root / "stack" / f"{SUBJECT}.png", _picture(2))
     write_png(root / "stack" / f"{SUBJECT}_annotated.png", np.stack([_picture(3)] * 3, axis=-1))

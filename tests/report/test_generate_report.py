@@ -68,10 +68,11 @@ def test_every_slice_is_in_the_table_with_its_status_colour(run_folder):
     assert [c[0] for c in rows["03"][4:8]] == ["status-ok", "status-warning", "status-ok", "status-warning"]
     assert [c[0] for c in rows["05"][4:8]] == ["status-error", "status-ok", "status-ok", "status-none"]
     assert [c[0] for c in rows["04"][4:8]] == ["status-none"] * 4
-    # stitching residual RMS, max residual, seam step, confidence, z-correlation, stack intensity gain of slice 03
-    assert [c[1] for c in rows["03"][-6:]] == ["0.13", "0.53", "0.006", "0.42", "0.55", "1"]
-    assert rows["02"][-1][1] == "1.6"  # the slice the stack brightened to match its neighbours
-    assert rows["01"][-7][1] == "\u2014"  # quality score of a switched-off auto_assess_quality is not shown
+    # stitching residual RMS, max residual, seam step, confidence, z-correlation, stack intensity gain and local spread of slice 03
+    assert [c[1] for c in rows["03"][-7:]] == ["0.13", "0.53", "0.006", "0.42", "0.55", "1", "1.5"]
+    assert rows["02"][-2][1] == "1.6"  # the slice the stack brightened to match its neighbours
+    assert rows["02"][-1][1] == "\u2014"  # no local map recorded
+    assert rows["01"][-8][1] == "\u2014"  # quality score of a switched-off auto_assess_quality is not shown
 
 
 def test_excluded_and_interpolated_slices_are_listed_with_their_reasons(run_folder):

@@ -34,6 +34,7 @@ SLICE_VALUES = (
     ("confidence", "Registration confidence"),
     ("z_correlation", "Z-correlation"),
     ("intensity_gain", "Intensity gain (stack)"),
+    ("local_gain_spread", "Local intensity correction, p95/p5 (stack)"),
 )
 #: The main files of a reconstruction (relative to the output folder; ``{subject}`` replaced), for readme.txt.
 OUTPUT_FILES = (
@@ -83,6 +84,7 @@ def _slice_values(sid: str, record: RunRecord, row: SliceConfigRow | None) -> di
     scores = record.series["auto_assess_quality"].info.get("scores", {}) if "auto_assess_quality" in record.series else {}
     stack = record.series.get("stack")
     gains = {p["slice_id"]: p.get("intensity_gain") for p in (stack.info.get("slices") or [])} if stack else {}
+    local = ((stack.info.get("intensity_maps") or {}).get(sid) or {}).get("gain_p5_p95") if stack else None
 
     def metric(m: StepMetrics | None, key: str):
         return _number(m.metrics[key].value) if m is not None and key in m.metrics else None
@@ -97,6 +99,7 @@ def _slice_values(sid: str, record: RunRecord, row: SliceConfigRow | None) -> di
         "confidence": metric(reg, "confidence"),
         "z_correlation": metric(reg, "z_correlation"),
         "intensity_gain": _number(gains.get(sid)),
+        "local_gain_spread": round(local[1] / local[0], 3) if local and local[0] > 0 else None,
     }
 
 
