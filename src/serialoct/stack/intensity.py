@@ -116,10 +116,13 @@ def overlap_gain_map(upper: np.ndarray, lower: np.ndarray, *, sigma_px: float) -
     if sigma_px <= 0:
         raise ValueError(f"sigma_px = {sigma_px}: expected > 0")
     a, b = np.asarray(upper, np.float64), np.asarray(lower, np.float64)
-    step = overlap_ratio(a, b)
-    if step is None:
+    if a.shape != b.shape:
+        raise ValueError(f"images of shapes {a.shape} and {b.shape}: expected the same frame")
+    inside = _signal(a) & _signal(b)
+    if np.count_nonzero(inside) < MIN_PIXELS:
         return np.ones(a.shape, np.float32)
-    both = (_signal(a) & _signal(b)).astype(np.float64)
+    step = b[inside].sum() / a[inside].sum()  # overlap_ratio, without finding the signal twice
+    both = inside.astype(np.float64)
     support = ndimage.gaussian_filter(both, sigma_px)
     num, den = (ndimage.gaussian_filter(x * both, sigma_px) for x in (b, a))
     local = np.divide(num, den * step, out=np.ones_like(num), where=(den > 0) & (num > 0))
