@@ -58,6 +58,12 @@ def observe(volume: np.ndarray, rotation_deg: float, translation_px) -> np.ndarr
     return np.stack([ndimage.affine_transform(plane, rot, offset, order=1, cval=0.0) for plane in volume]).astype(np.float32)
 
 
+def local_error(shape, seed=5) -> np.ndarray:
+    """A smooth lateral gain error of an attenuation compensation (x0.6 .. x1.6), as a wrong tail leaves at depth."""
+    field = ndimage.gaussian_filter(np.random.default_rng(seed).standard_normal(shape), 6.0)
+    return np.exp(0.25 * field / field.std()).astype(np.float32)
+
+
 @pytest.fixture(scope="session")
 def truth() -> Truth:
     """``small`` (seed 0) reflectivity and tissue on the 25 µm grid, (74, 172, 185), about 1 s."""

@@ -8,7 +8,7 @@ import pytest
 from scipy import ndimage
 
 from serialoct.stack.intensity import MAP_LIMIT, SURFACE_PLANES, apply_gain_map, overlap_gain_map, overlap_ratio, series_gains
-from tests.stack.conftest import EXTRA_PLANES, N_SLICES, PLANES_PER_SLICE
+from tests.stack.conftest import EXTRA_PLANES, N_SLICES, PLANES_PER_SLICE, local_error
 
 #: Gains recovered within this relative error of the truth.
 GAIN_TOLERANCE = 0.03
@@ -60,17 +60,11 @@ def test_bad_ratios_and_windows_are_refused():
         overlap_ratio(np.ones((3, 3)), np.ones((3, 4)))
 
 
-def _local_error(shape, seed=5):
-    """A smooth lateral gain error of a compensation (x0.6 .. x1.6), as a wrong tail leaves at depth."""
-    field = ndimage.gaussian_filter(np.random.default_rng(seed).standard_normal(shape), 6.0)
-    return np.exp(0.25 * field / field.std()).astype(np.float32)
-
-
 def test_the_local_map_removes_an_a_line_by_a_line_error_and_leaves_the_whole_step_to_the_gains(truth):
     # The upper slice's planes at the next cut carry a local error and a whole-slice step of 0.7; the lower slice is right.
     first, n = PLANES_PER_SLICE + SURFACE_PLANES, EXTRA_PLANES - SURFACE_PLANES
     tissue = truth.reflectivity[first : first + n].mean(axis=0)
-    error = _local_error(tissue.shape)
+    error = local_error(tissue.shape)
     upper, lower = 0.7 * error * tissue, tissue
     gain_map = overlap_gain_map(upper, lower, sigma_px=MAP_SIGMA_PX)
     inside = ndimage.binary_erosion(tissue > 0.1 * tissue.max(), iterations=int(3 * MAP_SIGMA_PX))

@@ -14,8 +14,9 @@ from serialoct.stack import (
     ncc,
     single_slice_gaps,
 )
+from serialoct.stack.intensity import OVERLAP_PLANES, SURFACE_PLANES
 
-from .conftest import PLANES_PER_SLICE, observe
+from .conftest import PLANES_PER_SLICE, local_error, observe
 
 #: The lower neighbour's tissue moved by this much relative to the upper one.
 MOVE_DEG, MOVE_PX = 2.0, (4.0, -3.0)
@@ -74,6 +75,26 @@ def test_weighted_blends_linearly_between_the_neighbours_without_registration(ga
     result = interpolate_missing_slice(upper, lower, planes_per_slice=D, params=InterpolationParams(interpolation_method="weighted"))
     assert not result.failed and "transform" not in result.metrics
     assert np.array_equal(result.volume[0], upper[D])  # depths the upper slice imaged are its own planes
+
+
+def test_across_the_gap_the_upper_slices_local_error_is_matched_to_the_lower_slice(truth):
+    # The upper slice images below the lower slice's cut, as OCT does; its compensation's local error grows with depth.
+    depth = 2 * D + SURFACE_PLANES + OVERLAP_PLANES + 1
+    z = np.arange(depth, dtype=np.float32)[:, None, None]
+    error = local_error(truth.reflectivity.shape[1:])
+    upper = truth.reflectivity[3 * D : 3 * D + depth] * error[None] ** (z / (depth - 1))
+    missing, tissue = truth.reflectivity[4 * D : 4 * D + depth], truth.tissue[4 * D : 4 * D + depth]
+    lower = observe(truth.reflectivity[5 * D : 5 * D + depth], MOVE_DEG, MOVE_PX)
+    plain = interpolate_missing_slice(upper, lower, planes_per_slice=D)
+    matched = interpolate_missing_slice(upper, lower, planes_per_slice=D, intensity_map_sigma_px=2.0)
+
+    def spread(result, planes):  # the local error left in the interpolated planes, over the tissue
+        inside = tissue[planes] & (missing[planes] > 0.05) & (result.volume[planes] > 0)
+        return np.std(np.log(result.volume[planes][inside] / missing[planes][inside]))
+
+    assert np.array_equal(matched.volume[0], plain.volume[0])  # the gap's top is the upper slice's own plane, as stacked
+    assert spread(matched, slice(D // 2, D)) < 0.6 * spread(plain, slice(D // 2, D))
+    assert matched.metrics["intensity_map"]["depth_plane"] == 2 * D + SURFACE_PLANES + OVERLAP_PLANES / 2
 
 
 def test_unknown_method_is_refused_with_the_allowed_ones():

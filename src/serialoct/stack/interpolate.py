@@ -41,6 +41,22 @@ Methods (``interpolation_method``):
     The same blend, no registration, linear weights.
 ``average``
     The same sources, equal weights.
+
+Intensity across the gap (``intensity_map_sigma_px > 0``, the stack's
+``stack_intensity_map_um``). The missing slice is mostly the upper slice's
+planes ``d .. 2 d``, the deepest and worst attenuation-compensated ones
+(nothing below them gave the compensation its tail). The lower slice images
+the same tissue from the upper slice's depth ``2 d`` on, near its own
+surface, so the local ratio of the two there
+(:func:`serialoct.stack.intensity.overlap_gain_map`, in the upper slice's
+frame through the morph's registration) is the upper slice's local error at
+that depth. It is faded in from 1 at the gap's top plane ``d`` (where the
+interpolated slice is the upper slice's own data and the stack matches the
+two) to the whole map at the depth measured, on the top sources only; the
+upper slice's own planes above ``d`` are left alone. On the ``small``
+synthetic acquisition (seed 0) the volume's NCC with the phantom went from
+0.830 to 0.841; fading in from the upper slice's surface gave 0.836, and
+including the whole-overlap step (left to the stack's series gains) 0.829.
 """
 
 from __future__ import annotations
@@ -217,6 +233,7 @@ def interpolate_missing_slice(
     planes_per_slice: int,
     n_planes: int | None = None,
     params: InterpolationParams = InterpolationParams(),
+    intensity_map_sigma_px: float = 0.0,
 ) -> InterpolationResult:
     """Synthesise the missing slice between ``upper`` (slice k - 1) and ``lower`` (slice k + 1).
 
@@ -230,6 +247,9 @@ def interpolate_missing_slice(
     n_planes : int, optional
         Planes of the result (default: the upper slice's depth).
     params : InterpolationParams
+    intensity_map_sigma_px : float
+        Smoothing of the local intensity match across the gap (module
+        docstring); 0 skips it.
 
     Returns
     -------
@@ -296,8 +316,31 @@ def interpolate_missing_slice(
             reason = f"registration raised the NCC by {ncc_after - ncc_before:.3f} < {p.interpolation_min_ncc_improvement}: identity used"
             logger.info("interpolation: %s", reason)
     metrics["transform_accepted"] = transform.rotation_deg != 0 or transform.translation_px != (0.0, 0.0)
+    if intensity_map_sigma_px > 0:
+        upper = _match_gap_to_lower(upper, lower, d, transform, intensity_map_sigma_px, metrics)
+        ref_up = _slab(upper, a, size)
     volume = _morph(upper, lower, ref_up, ref_low, a, b, d, n_out, transform, method, p.interpolation_blend_method)
     return InterpolationResult(volume, method, False, reason, metrics)
+
+
+def _match_gap_to_lower(upper, lower, d: int, transform: Rigid2D, sigma_px: float, metrics: dict) -> np.ndarray:
+    """The upper slice with its planes from ``d`` on matched A-line by A-line to the lower slice (module docstring)."""
+    from serialoct.stack.intensity import OVERLAP_PLANES, SURFACE_PLANES, apply_gain_map, overlap_gain_map
+
+    first = 2 * d + SURFACE_PLANES  # the upper slice's plane that shows the lower slice's plane SURFACE_PLANES
+    n = min(OVERLAP_PLANES, len(upper) - 1 - first, len(lower) - SURFACE_PLANES)  # the upper's last plane is partial
+    if n < 1:
+        return upper
+    up = upper[first : first + n].astype(np.float32).mean(axis=0)
+    low = warp_plane(lower[SURFACE_PLANES : SURFACE_PLANES + n].astype(np.float32).mean(axis=0), np.linalg.inv(transform.matrix()))
+    gain_map = overlap_gain_map(up, low, sigma_px=sigma_px)
+    depth = first + n / 2.0
+    changed = gain_map[gain_map != 1.0]
+    spread = np.percentile(changed, [5, 95]) if changed.size else [1.0, 1.0]
+    metrics["intensity_map"] = {"depth_plane": depth, "gain_p5_p95": [float(v) for v in spread]}
+    out = upper.astype(np.float32, copy=True)
+    apply_gain_map(out[d:], 0, gain_map, depth - d)
+    return out
 
 
 def _failed(method: str, reason: str, metrics: dict) -> InterpolationResult:

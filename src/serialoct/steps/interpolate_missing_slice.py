@@ -20,7 +20,7 @@ PARAMETERS = (
     "interpolation_method", "interpolation_blend_method", "interpolation_registration_metric", "interpolation_max_iterations",
     "interpolation_overlap_search_window", "interpolation_min_overlap_correlation", "interpolation_reference_slab_size",
     "interpolation_min_foreground_fraction", "interpolation_min_ncc_improvement", "registration_slicing_interval_mm",
-    "interpolation_preview",
+    "interpolation_preview", "stack_match_intensity", "stack_intensity_map_um",
 )
 
 
@@ -54,12 +54,14 @@ def run(args: argparse.Namespace) -> int:
     usable = usable_slices(paths, load_slice_config(args.slice_config, sorted(paths)))
     params = InterpolationParams.from_guide(p)
     planes_per_slice = max(1, round(p["registration_slicing_interval_mm"] * 1000.0 / space.voxel_um))
+    map_sigma_px = p["stack_intensity_map_um"] / space.voxel_um if p["stack_match_intensity"] else 0.0
     out = Path(args.output).parent
     fragments = []
     for k in single_slice_gaps(int(s) for s in usable):
         sid, up, low = f"{k:02d}", f"{k - 1:02d}", f"{k + 1:02d}"
         result = interpolate_missing_slice(read_in_canvas(paths[up], space, up), read_in_canvas(paths[low], space, low),
-                                           planes_per_slice=planes_per_slice, params=params)
+                                           planes_per_slice=planes_per_slice, params=params,
+                                           intensity_map_sigma_px=map_sigma_px)
         fragment = {**manifest_fragment(sid, result), "upper_id": up, "lower_id": low}
         if not result.failed:
             path = out / f"slice_z{sid}.ome.zarr"
