@@ -40,7 +40,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["SURFACE_PLANES", "OVERLAP_PLANES", "SIGNAL_FRACTION", "MAP_LIMIT", "overlap_ratio", "apply_gain_map", "overlap_gain_map", "series_gains"]
+__all__ = [
+    "SURFACE_PLANES", "OVERLAP_PLANES", "SIGNAL_FRACTION", "MAP_LIMIT", "overlap_ratio", "apply_gain_map", "gain_map_note", "overlap_gain_map",
+    "series_gains",
+]
 
 #: Planes below a cut left out of the comparison (partial-volume surface planes).
 SURFACE_PLANES = 2
@@ -158,6 +161,13 @@ def apply_gain_map(planes: np.ndarray, first_plane: int, gain_map: np.ndarray, d
     for i in range(planes.shape[0]):
         planes[i] *= np.exp(log_map * np.float32(min(1.0, (first_plane + i) / depth)))
     return planes
+
+
+def gain_map_note(gain_map: np.ndarray, depth: float) -> dict:
+    """A local map's summary for the metrics: the plane it was measured at and its 5th-95th percentiles where it corrects."""
+    changed = gain_map[gain_map != 1.0]
+    spread = np.percentile(changed, [5, 95]) if changed.size else [1.0, 1.0]
+    return {"depth_plane": round(float(depth), 1), "gain_p5_p95": [round(float(v), 3) for v in spread]}
 
 
 def series_gains(ratios: Sequence[float | None], *, window: int = 5) -> np.ndarray:

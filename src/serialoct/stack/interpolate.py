@@ -325,7 +325,7 @@ def interpolate_missing_slice(
 
 def _match_gap_to_lower(upper, lower, d: int, transform: Rigid2D, sigma_px: float, metrics: dict) -> np.ndarray:
     """The upper slice with its planes from ``d`` on matched A-line by A-line to the lower slice (module docstring)."""
-    from serialoct.stack.intensity import OVERLAP_PLANES, SURFACE_PLANES, apply_gain_map, overlap_gain_map
+    from serialoct.stack.intensity import OVERLAP_PLANES, SURFACE_PLANES, apply_gain_map, gain_map_note, overlap_gain_map
 
     first = 2 * d + SURFACE_PLANES  # the upper slice's plane that shows the lower slice's plane SURFACE_PLANES
     n = min(OVERLAP_PLANES, len(upper) - 1 - first, len(lower) - SURFACE_PLANES)  # the upper's last plane is partial
@@ -335,9 +335,7 @@ def _match_gap_to_lower(upper, lower, d: int, transform: Rigid2D, sigma_px: floa
     low = warp_plane(lower[SURFACE_PLANES : SURFACE_PLANES + n].astype(np.float32).mean(axis=0), np.linalg.inv(transform.matrix()))
     gain_map = overlap_gain_map(up, low, sigma_px=sigma_px)
     depth = first + n / 2.0
-    changed = gain_map[gain_map != 1.0]
-    spread = np.percentile(changed, [5, 95]) if changed.size else [1.0, 1.0]
-    metrics["intensity_map"] = {"depth_plane": depth, "gain_p5_p95": [float(v) for v in spread]}
+    metrics["intensity_map"] = gain_map_note(gain_map, depth)
     out = upper.astype(np.float32, copy=True)
     apply_gain_map(out[d:], 0, gain_map, depth - d)
     return out

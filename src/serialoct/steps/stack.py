@@ -244,15 +244,6 @@ def _intensity_gains(plan, by_index, volume, in_canvas, to_frame, map_sigma_px: 
     return {by_index[q.slice.index]: float(g) for q, g in zip(plan.slices, gains)}, ratios, maps
 
 
-def _map_note(gain_map, depth: float) -> dict:
-    """The metrics' summary of a slice's local intensity map: where it was measured and its spread over the overlap."""
-    import numpy as np
-
-    changed = gain_map[gain_map != 1.0]
-    spread = np.percentile(changed, [5, 95]) if changed.size else [1.0, 1.0]
-    return {"depth_plane": round(depth, 1), "gain_p5_p95": [round(float(v), 3) for v in spread]}
-
-
 def _placements(plan, by_index, order, links, gains) -> list[dict]:
     """Where each slice went and how (the volume's ``stacked_slices`` attribute and the metrics' ``slices``)."""
     out = []
@@ -274,7 +265,7 @@ def run(args: argparse.Namespace) -> int:
     from serialoct.io.omezarr import export_zip, open_ome_zarr
     from serialoct.io.tables import Metric, read_slice_config
     from serialoct.report.previews import annotated_section
-    from serialoct.stack.intensity import apply_gain_map
+    from serialoct.stack.intensity import apply_gain_map, gain_map_note
     from serialoct.stack.plan import StackSlice, plan_stack
     from serialoct.stack.render import render_block, warp_from_canvas, warp_to_canvas
     from serialoct.stack.series import chain_arrays, chain_pairs, stack_order
@@ -371,7 +362,7 @@ def run(args: argparse.Namespace) -> int:
                                        "warning" if flagged else "ok"),
     }, timer.elapsed_s, info={"slices": placed, "holes": [list(h) for h in plan.holes], "skipped_transforms": skipped,
                               "z_offsets": z_notes, "manual": manual_notes, "blend_refinement": xy_notes, "intensity_steps": steps,
-                              "intensity_maps": {sid: _map_note(*m) for sid, m in maps.items()}},
+                              "intensity_maps": {sid: gain_map_note(*m) for sid, m in maps.items()}},
        warnings=tuple(f"slice {sid}: intensity scaled by {g:.2f} to match its neighbours (imaged with "
                       f"{'less' if g > 1 else 'more'} signal?)" for sid, g in flagged.items()))
     return 0
