@@ -76,8 +76,8 @@ _WINDOW_VOX = 8
 #: below it (what lies under the data is unseen), so it is smoothed over about the size of the
 #: tissue's structures rather than its speckle: on the small preset (12 µm pixels) the NCC of the
 #: compensated slices with the phantom's reflectivity at 200-400 µm (mean of six slices) was 0.662
-#: with sigma 2 px, 0.676 with 4, 0.684 with 6 and 0.685 with 8.
-_TAIL_SIGMA_PX = 6.0
+#: with sigma 2 px, 0.676 with 4, 0.684 with 6 and 0.685 with 8 (72 µm: 6 px of 12 µm).
+_TAIL_SIGMA_UM = 72.0
 #: Lateral smoothing of the two window sums whose ratio is the decay rate of the tail. The
 #: extrapolation ``r / (1 - r)`` magnifies any error of a slow decay ``r`` (agarose: r = 0.93
 #: over 8 voxels of 12 µm, where 1 % of r is 13 % of the tail), and the texture and speckle
@@ -85,8 +85,8 @@ _TAIL_SIGMA_PX = 6.0
 #: Volume NCC of the reconstruction test (small preset, 12 µm; seeds 0 and 1) with the level
 #: at 6 px and the rate at 6 / 9 / 12 / 16 / 24 px: 0.841 / 0.849 / 0.851 / 0.845 / 0.824 and
 #: 0.849 / 0.860 / 0.861 / 0.858 / 0.843 (wider mixes the agarose's slow decay into the brain's
-#: edge); both at 12 px: 0.838 and 0.851; level at 3 px: 0.850 and 0.858.
-_DECAY_SIGMA_PX = 12.0
+#: edge); both at 12 px: 0.838 and 0.851; level at 3 px: 0.850 and 0.858. 144 µm: 12 px of 12 µm.
+_DECAY_SIGMA_UM = 144.0
 #: A-lines per chunk on the CPU: a plane of a chunk (128 KiB in float32) stays in the L2 cache
 #: through the dozen operations applied to it.
 _CHUNK_ALINES = 32768
@@ -155,8 +155,9 @@ def estimate_tail(
     window_vox: int = _WINDOW_VOX,
     noise_floor: float = 0.0,
     min_attenuation_per_mm: float = 0.2,
-    lateral_sigma_px: float = _TAIL_SIGMA_PX,
-    decay_sigma_px: float = _DECAY_SIGMA_PX,
+    lateral_sigma_um: float = _TAIL_SIGMA_UM,
+    decay_sigma_um: float = _DECAY_SIGMA_UM,
+    pixel_um: float | None = None,
     backend: Backend | None = None,
 ) -> np.ndarray:
     """The signal an A-line would record below its last voxel, extrapolated from its decay.
@@ -179,13 +180,16 @@ def estimate_tail(
     min_attenuation_per_mm : float
         The decay is taken to be at least this fast: it bounds the tail
         (a flat or rising end would otherwise extrapolate to infinity).
-    lateral_sigma_px : float
-        Gaussian smoothing of the last window's sum, the tail's level (its
-        speckle is not a property of the tissue); 0 to skip. When
+    lateral_sigma_um : float
+        Gaussian smoothing (µm) of the last window's sum, the tail's level
+        (its speckle is not a property of the tissue); 0 to skip. When
         streaming, compute the tail on the whole slice, not per block.
-    decay_sigma_px : float
-        Gaussian smoothing of both window sums before their ratio, the
+    decay_sigma_um : float
+        Gaussian smoothing (µm) of both window sums before their ratio, the
         decay rate; 0 to skip.
+    pixel_um : float, optional
+        Lateral pixel size; default ``axial_um`` (isotropic voxels, as the
+        reconstruction's).
     backend : Backend, optional
 
     Returns
@@ -193,15 +197,15 @@ def estimate_tail(
     ndarray, shape (rows, cols), float32, on the host
         The signal below the A-line's last data voxel (:func:`data_end`):
         ``s_B * r / (1 - r)``, the geometric continuation of the last window
-        sum ``s_B`` (smoothed by ``lateral_sigma_px``), with ``r = s_B / s_A``
-        the ratio to the window before (both smoothed by ``decay_sigma_px``),
+        sum ``s_B`` (smoothed by ``lateral_sigma_um``), with ``r = s_B / s_A``
+        the ratio to the window before (both smoothed by ``decay_sigma_um``),
         clipped to ``[0, exp(-2 mu_min dz window)]``; 0 for an A-line
         without data.
     """
     if window_vox < 1 or bottom.ndim != 3 or bottom.shape[0] < 2 * window_vox:
         raise ValueError(f"bottom of shape {bottom.shape}: expected (Z, rows, cols) with Z >= 2 * window_vox = {2 * window_vox}")
-    if axial_um <= 0 or min_attenuation_per_mm <= 0:
-        raise ValueError(f"axial_um = {axial_um}, min_attenuation_per_mm = {min_attenuation_per_mm}: expected positive values")
+    if axial_um <= 0 or min_attenuation_per_mm <= 0 or (pixel_um is not None and pixel_um <= 0):
+        raise ValueError(f"axial_um = {axial_um}, pixel_um = {pixel_um}, min_attenuation_per_mm = {min_attenuation_per_mm}: expected positive values")
     backend = backend or get_backend(False)
     xp, ndi = backend.xp, backend.ndi
     v = xp.asarray(bottom, dtype=xp.float32)
@@ -218,11 +222,14 @@ def estimate_tail(
     window = xp.minimum(end // 2, window_vox)
     sums = xp.stack([upto(end - window) - upto(end - 2 * window), upto(end) - upto(end - window)])
 
-    def smooth(x, sigma):
+    pixel = axial_um if pixel_um is None else pixel_um
+
+    def smooth(x, sigma_um):
+        sigma = sigma_um / pixel
         return ndi.gaussian_filter(x, (0.0,) * (x.ndim - 2) + (sigma, sigma), mode="reflect") if sigma > 0 else x
 
-    level = xp.maximum(smooth(sums[1], lateral_sigma_px), 0.0)
-    s_a, s_b = smooth(sums, decay_sigma_px)
+    level = xp.maximum(smooth(sums[1], lateral_sigma_um), 0.0)
+    s_a, s_b = smooth(sums, decay_sigma_um)
     r_max = xp.exp(xp.float32(-2.0 * min_attenuation_per_mm * axial_um / 1000.0) * window.astype(xp.float32))
     ratio = xp.minimum(xp.clip(s_b / xp.where(s_a > 0, s_a, xp.inf), 0.0, None), r_max)
     tail = xp.where(window > 0, level * ratio / xp.maximum(1.0 - ratio, xp.float32(1e-6)), 0.0)
