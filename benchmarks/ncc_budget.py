@@ -20,9 +20,14 @@ normalisation and every series step):
 
 No speckle is added to the oracles (it costs about 0.003 in NCC).
 
+A second table splits each volume's ``1 - NCC**2`` by the output planes each
+slice fills (the residual of one linear fit of the volume to the
+reflectivity over the tissue, summed per zone); the last slice is split at
+its cut thickness (below it no slice images the tissue).
+
 Usage::
 
-    python benchmarks/ncc_budget.py [--workdir bench-output/ncc_budget] [--cores 2]
+    python benchmarks/ncc_budget.py [--workdir bench-output/ncc_budget] [--cores 2] [--seed 0]
 """
 
 from __future__ import annotations
@@ -57,21 +62,48 @@ def reconstruct(pp: Path, out: Path, cores: int) -> None:
               "--processes", str(cores), "--cores", str(cores), *ACCURATE)
 
 
-def volume_score(plan, truth, out: Path) -> float:
-    """The reconstruction test's volume NCC (best of a few whole-plane depth shifts)."""
+def volume_score(plan, truth, out: Path) -> tuple[float, dict[str, float]]:
+    """The reconstruction test's volume NCC (best of a few whole-plane depth shifts), and its loss by zone."""
     from serialoct.io.omezarr import open_ome_zarr
     from serialoct.io.slices import read_slice
-    from tests.workflows.volume_truth import frame_origin_px, sample_to_canvas, volume_ncc
+    from tests.workflows.volume_truth import frame_origin_px, sample_to_canvas, sample_volume, volume_ncc
 
     volume = open_ome_zarr(out / "stack" / f"{SUBJECT}.ome.zarr")
     space = json.loads((out / "bring_to_common_space" / "common_space.json").read_text())
     pixel_mm = space["voxel_um"] / 1000.0
-    placed = next(p for p in volume.extra_attrs["stacked_slices"] if p["source"] == "normalized")
+    stacked = volume.extra_attrs["stacked_slices"]
+    placed = next(p for p in stacked if p["source"] == "normalized")
     sid = placed["slice_id"]
     tiles = read_slice(out / "normalize" / f"slice_z{sid}.ome.zarr").extra["stitch_positions_px"]
     to_canvas = sample_to_canvas(plan, sid, placed, frame_origin_px(plan, sid, tiles, pixel_mm), space["canvas_shape"], pixel_mm)
-    score, _ = volume_ncc(volume.read(0), space["voxel_um"], truth, plan, to_canvas, plan.slice(sid).cut_depth_mm)
-    return score
+    data = volume.read(0)
+    score, shift = volume_ncc(data, space["voxel_um"], truth, plan, to_canvas, plan.slice(sid).cut_depth_mm)
+    sampled, reflectivity, tissue, planes = sample_volume(data, space["voxel_um"], truth, plan, to_canvas, plan.slice(sid).cut_depth_mm, shift)
+    return score, zone_losses(sampled, reflectivity, tissue, planes, stacked)
+
+
+def zones_of(stacked: list[dict]) -> dict[str, tuple[float, float]]:
+    """Output planes each stacked slice fills: down to the next slice's top; the last slice split at its cut thickness."""
+    starts = [p["z_start"] for p in stacked]
+    cut = float(np.median(np.diff(starts))) if len(starts) > 1 else float(stacked[-1]["z_stop"])
+    zones = {p["slice_id"]: (p["z_start"], q["z_start"]) for p, q in zip(stacked[:-1], stacked[1:])}
+    last = stacked[-1]
+    zones[f"{last['slice_id']} (first {cut:.0f} planes)"] = (last["z_start"], last["z_start"] + cut)
+    zones[f"{last['slice_id']} (below)"] = (last["z_start"] + cut, last["z_stop"])
+    return zones
+
+
+def zone_losses(sampled, reflectivity, tissue, planes, stacked) -> dict[str, float]:
+    """``1 - NCC**2`` split by zone: each zone's squared residual of one linear fit over the whole tissue."""
+    a, b = sampled[tissue], reflectivity[tissue]
+    slope, offset = np.polyfit(b, a, 1)
+    residual = (sampled - (slope * reflectivity + offset)) ** 2
+    total = float(((a - a.mean()) ** 2).sum())
+    out = {}
+    for name, (start, stop) in zones_of(stacked).items():
+        inside = tissue & ((planes >= start) & (planes < stop))[:, None, None]
+        out[name] = float(residual[inside].sum() / total)
+    return out
 
 
 class SliceOracle:
@@ -155,6 +187,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--workdir", type=Path, default=Path("bench-output/ncc_budget"))
     parser.add_argument("--cores", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=0, help="of the synthetic acquisition (the reconstruction test uses 0)")
     args = parser.parse_args()
 
     from serialoct.synth import load_truth, preset, write_acquisition
@@ -163,25 +196,31 @@ def main() -> None:
     config = preset("small")
     if not (raw / "truth").is_dir():
         shutil.rmtree(raw, ignore_errors=True)
-        write_acquisition(raw, config, seed=0)
+        write_acquisition(raw, config, seed=args.seed)
     if not (pp / "slice_config.csv").is_file():
         serialoct("preproc", "--input", str(raw), "--output", str(pp), "--axial_resolution", str(config.axial_resolution_um),
                   "--processes", str(args.cores), "--cores", str(args.cores))
     reconstruct(pp, run, args.cores)
     truth = load_truth(raw)
     plan = truth.plan()
-    rows = [("pipeline", volume_score(plan, truth, run), "-")]
+    rows = [("pipeline", *volume_score(plan, truth, run), "-")]
     oracles = oracle_inputs(plan, run)
     for variant in next(iter(oracles.values())):
         out = args.workdir / variant.replace(" ", "_").replace(",", "")
         with_inputs(run, out, {sid: volumes[variant] for sid, volumes in oracles.items()})
         started = time.perf_counter()
         reconstruct(pp, out, args.cores)
-        rows.append((variant, volume_score(plan, truth, out), f"{time.perf_counter() - started:.0f}"))
+        rows.append((variant, *volume_score(plan, truth, out), f"{time.perf_counter() - started:.0f}"))
     print("| input of normalisation | volume NCC at 25 µm | rerun s |")
     print("|---|---|---|")
-    for name, score, seconds in rows:
+    for name, score, _, seconds in rows:
         print(f"| {name} | {score:.3f} | {seconds} |")
+    zones = list(rows[0][2])
+    print("\n| zone (`1 - NCC²`) | " + " | ".join(f"{name} ({score:.3f})" for name, score, _, _ in rows) + " |")
+    print("|---" * (len(rows) + 1) + "|")
+    for zone in zones + ["total"]:
+        values = [sum(split.values()) if zone == "total" else split.get(zone, float("nan")) for _, _, split, _ in rows]
+        print(f"| {zone} | " + " | ".join(f"{v:.3f}" for v in values) + " |")
 
 
 if __name__ == "__main__":
