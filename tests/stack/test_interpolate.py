@@ -52,6 +52,18 @@ def test_zmorph_registers_the_boundary_planes_and_passes_its_gates(gap):
     assert result.metrics["ncc_after"] > result.metrics["ncc_before"] + 0.05
 
 
+def test_neighbours_imaging_far_below_the_cut_are_joined_where_the_lower_one_begins(truth):
+    # The upper slice images 12 planes past the lower slice's top (medium preset: 15), more than the search window.
+    upper = truth.reflectivity[3 * D : 5 * D + 12]
+    missing, tissue = truth.reflectivity[4 * D : 4 * D + 2 * D], truth.tissue[4 * D : 4 * D + 2 * D]
+    lower = observe(truth.reflectivity[5 * D : 7 * D], MOVE_DEG, MOVE_PX)
+    result = interpolate_missing_slice(upper, lower, planes_per_slice=D, n_planes=2 * D)
+    assert not result.failed, result.fallback_reason
+    a, b = result.metrics["boundary_planes"]
+    assert a - b == 2 * D  # the same depth
+    assert _score(result, missing, tissue) >= MIN_ZMORPH_NCC
+
+
 def test_zmorph_correlates_with_the_true_slice_better_than_weighted_or_average(gap):
     upper, missing, lower, tissue = gap
     scores = {m: _score(interpolate_missing_slice(upper, lower, planes_per_slice=D, params=InterpolationParams(interpolation_method=m)),

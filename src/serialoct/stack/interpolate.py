@@ -4,9 +4,10 @@ Geometry. With ``d = T / r`` planes per cut, the missing slice ``k``'s plane
 ``i`` images depth ``d + i`` below the top of slice ``k - 1`` (the *upper*
 neighbour), whose planes image depths ``0 .. n_up - 1``; plane ``j`` of slice
 ``k + 1`` (the *lower* neighbour) images depth ``2 d + j``. The two
-*boundary planes* are the pair ``(a, b)`` (``a`` among the last
-``interpolation_overlap_search_window`` planes of the upper slice, ``b`` among
-the first ones of the lower) closest in depth, and among equally close
+*boundary planes* are the pair ``(a, b)`` (``b`` among the first
+``interpolation_overlap_search_window`` planes of the lower slice, ``a`` among
+as many planes of the upper slice where the lower one begins, ``2 d ..``, or
+its last ones if it ends above that depth) closest in depth, and among equally close
 pairs (neighbours that overlap in depth) the one whose reference slabs (the
 mean of ``interpolation_reference_slab_size`` planes around each: speckle
 averages out, tissue does not) correlate best. Depth comes first because
@@ -271,8 +272,12 @@ def interpolate_missing_slice(
     method = p.interpolation_method
     footprint = (upper != 0).any(axis=0) | (lower != 0).any(axis=0)  # the imaged area
     # Boundary pair: best-correlated reference slabs near the two boundaries.
+    # The upper slice's candidates: where the lower slice begins (OCT images below the cut, often
+    # far below: on the medium preset 150 µm past the lower slice's top), else its last planes.
+    a_stop = min(len(upper), 2 * d + win)
+    a_range = range(max(0, a_stop - win), a_stop)
     pairs = {}
-    for a in range(max(0, len(upper) - win), len(upper)):
+    for a in a_range:
         for b in range(min(win, len(lower))):
             sa, sb = _slab(upper, a, size), _slab(lower, b, size)
             mask = (sa != 0) & (sb != 0)
@@ -280,7 +285,7 @@ def interpolate_missing_slice(
     finite = {k: v for k, v in pairs.items() if np.isfinite(v)}
     # A plane next to a cut surface may hold almost no tissue (the surface is not flat): such slabs
     # are not candidates while others are.
-    upper_ok = {a for a in range(max(0, len(upper) - win), len(upper))
+    upper_ok = {a for a in a_range
                 if _share(_foreground(_slab(upper, a, size)), footprint) >= p.interpolation_min_foreground_fraction}
     lower_ok = {b for b in range(min(win, len(lower)))
                 if _share(_foreground(_slab(lower, b, size)), footprint) >= p.interpolation_min_foreground_fraction}
