@@ -40,6 +40,16 @@ def test_blend_planes_shortens_the_blend_to_the_top_of_the_lower_slice():
     assert upper[8:10].tolist() == pytest.approx(1.0 - hann_ramp(2)) and not upper[10:].any()
 
 
+def test_the_lower_slices_surface_planes_are_left_to_the_slice_above():
+    plan = plan_stack(_slices(range(3)), slice_thickness_um=200, voxel_um=25, blend_planes=2, surface_planes=1)
+    upper, lower = plan.slices[0], plan.slices[1]
+    assert lower.weights(8, 9)[0] == 0.0 and upper.weights(8, 9)[0] == 1.0  # the cut surface: the upper slice's own plane
+    assert np.allclose(lower.weights(9, 11), hann_ramp(2))  # then the usual hand-over
+    total = sum(p.weights(0, plan.shape[0]) for p in plan.slices)
+    assert np.allclose(total, 1.0, atol=WEIGHT_TOL)
+    assert max(len(plan.contributors(z, z + 1)) for z in range(plan.shape[0])) == 2
+
+
 def test_without_blending_each_plane_comes_from_one_slice():
     plan = plan_stack(_slices(range(3)), slice_thickness_um=200, voxel_um=25, blend=False)
     assert max(len(plan.contributors(z, z + 1)) for z in range(plan.shape[0])) == 1

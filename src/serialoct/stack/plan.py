@@ -15,8 +15,14 @@ most that zone, or the first ``blend_planes`` planes of it) with
 raised-cosine (Hann) weights, ``a(u) = (1 - cos(pi (u + 1/2) / L)) / 2`` for
 the lower slice and ``1 - a(u)`` for the upper one (``u = 0 .. L - 1``), so
 the weights sum to 1, the lower slice's cut surface weighs little and no
-plane ever takes more than two slices. Without blending the upper slice
-stops where the lower one starts.
+plane ever takes more than two slices. With ``surface_planes = s`` the
+hand-over starts ``s`` planes below the cut: the lower slice's surface
+planes (partly water: the interface crop puts the surface inside plane 0)
+weigh nothing and the upper slice, which images them, keeps them. On the
+``medium`` synthetic acquisition (10 µm) the plane below each cut was 12 %
+darker than its neighbours with 0 and 2 % with 1; volume NCC 0.898 -> 0.901
+(``small``, 12 µm: 0.851 either way; 2 planes: 0.850). Without blending the
+upper slice stops where the lower one starts.
 
 :func:`pyramid_levels` gives the resolutions of the output pyramid.
 """
@@ -76,7 +82,11 @@ class PlannedSlice:
     blend_top : int
         Planes at its top blended with the slice above (its weight rises).
     blend_bottom : int
-        Planes from ``own_stop`` blended with the slice below (its weight falls).
+        Planes from ``own_stop + skip_bottom`` blended with the slice below (its weight falls).
+    skip_top : int
+        Planes at its top left to the slice above (weight 0) before its blend.
+    skip_bottom : int
+        Planes from ``own_stop`` it keeps whole (weight 1) before its blend.
     """
 
     slice: StackSlice
@@ -84,23 +94,27 @@ class PlannedSlice:
     own_stop: int
     blend_top: int
     blend_bottom: int
+    skip_top: int = 0
+    skip_bottom: int = 0
 
     @property
     def z_stop(self) -> int:
         """End (exclusive) of the output planes it contributes to."""
-        return self.own_stop + self.blend_bottom
+        return self.own_stop + self.skip_bottom + self.blend_bottom
 
     def weights(self, z0: int, z1: int) -> np.ndarray:
         """Its z weight on output planes ``z0 .. z1 - 1``, shape ``(z1 - z0,)``, float64 (0 outside its range)."""
         z = np.arange(z0, z1)
         w = np.zeros(z.size)
-        w[(z >= self.z_start) & (z < self.own_stop)] = 1.0
+        w[(z >= self.z_start + self.skip_top) & (z < self.own_stop + self.skip_bottom)] = 1.0
         if self.blend_top:
-            top = (z >= self.z_start) & (z < self.z_start + self.blend_top)
-            w[top] = hann_ramp(self.blend_top)[z[top] - self.z_start]
+            start = self.z_start + self.skip_top
+            top = (z >= start) & (z < start + self.blend_top)
+            w[top] = hann_ramp(self.blend_top)[z[top] - start]
         if self.blend_bottom:
-            bottom = (z >= self.own_stop) & (z < self.z_stop)
-            w[bottom] = 1.0 - hann_ramp(self.blend_bottom)[z[bottom] - self.own_stop]
+            start = self.own_stop + self.skip_bottom
+            bottom = (z >= start) & (z < self.z_stop)
+            w[bottom] = 1.0 - hann_ramp(self.blend_bottom)[z[bottom] - start]
         return w
 
 
@@ -147,6 +161,7 @@ def plan_stack(
     z_offsets: Mapping[int, int] | None = None,
     blend: bool = True,
     blend_planes: int | None = None,
+    surface_planes: int = 0,
     canvas_shape: tuple[int, int] | None = None,
     centre_px: tuple[float, float] | None = None,
 ) -> StackPlan:
@@ -169,6 +184,9 @@ def plan_stack(
     blend_planes : int, optional
         Longest blend (``stack_blend_depth_um`` in planes); None or 0 blends
         over the whole overlap.
+    surface_planes : int
+        Planes below each cut that the slice above keeps (module
+        docstring), where it images them and the blend has room after them.
     canvas_shape : (int, int), optional
         Output ``(H, W)``; default: the bounding box of the motor placements.
     centre_px : (float, float), optional
@@ -207,13 +225,16 @@ def plan_stack(
         starts.append(starts[-1] + d)
     n = len(ordered)
     own_stop = [min(starts[i + 1], starts[i] + ordered[i].shape[0]) if i + 1 < n else starts[i] + ordered[i].shape[0] for i in range(n)]
-    bottom = [0] * n
+    bottom, skip = [0] * n, [0] * n
     for i in range(n - 1):
         overlap = starts[i] + ordered[i].shape[0] - starts[i + 1]
-        if overlap > 0:
-            bottom[i] = min(overlap, own_stop[i + 1] - starts[i + 1], blend_planes or overlap) if blend else 0
+        if overlap > 0 and blend:
+            room = min(overlap, own_stop[i + 1] - starts[i + 1])
+            skip[i] = max(0, min(surface_planes, room - 1))
+            bottom[i] = min(room - skip[i], blend_planes or overlap)
     top = [0] + bottom[:-1]
-    planned = tuple(PlannedSlice(s, starts[i], own_stop[i], top[i], bottom[i]) for i, s in enumerate(ordered))
+    planned = tuple(PlannedSlice(s, starts[i], own_stop[i], top[i], bottom[i], skip_top=([0] + skip[:-1])[i], skip_bottom=skip[i])
+                    for i, s in enumerate(ordered))
     depth = max(p.z_stop for p in planned)
     if canvas_shape is None:
         canvas_shape = (max(s.offset_px[0] + s.shape[1] for s in ordered), max(s.offset_px[1] + s.shape[2] for s in ordered))
