@@ -41,8 +41,8 @@ from collections.abc import Sequence
 import numpy as np
 
 __all__ = [
-    "SURFACE_PLANES", "OVERLAP_PLANES", "SIGNAL_FRACTION", "MAP_LIMIT", "overlap_ratio", "apply_gain_map", "gain_map_note", "overlap_gain_map",
-    "series_gains",
+    "SURFACE_PLANES", "OVERLAP_PLANES", "SIGNAL_FRACTION", "MAP_LIMIT", "overlap_planes", "overlap_ratio", "apply_gain_map", "gain_map_note",
+    "overlap_gain_map", "series_gains",
 ]
 
 #: Planes below a cut left out of the comparison (partial-volume surface planes).
@@ -62,6 +62,16 @@ MAP_SUPPORT = 0.5
 def _signal(x: np.ndarray) -> np.ndarray:
     positive = x[x > 0]
     return x > SIGNAL_FRACTION * np.percentile(positive, 99) if positive.size else np.zeros(x.shape, bool)
+
+
+def overlap_planes(first: int, upper_depth: int, lower_depth: int) -> int:
+    """How many planes to compare, from the upper slice's plane ``first`` and the lower slice's plane :data:`SURFACE_PLANES`.
+
+    At most :data:`OVERLAP_PLANES`, within the lower slice, and never the
+    upper slice's last plane (the interface crop interpolates it with the
+    padding below the data: partial). 0 when they do not overlap.
+    """
+    return max(0, min(OVERLAP_PLANES, upper_depth - 1 - first, lower_depth - SURFACE_PLANES))
 
 
 def overlap_ratio(upper: np.ndarray, lower: np.ndarray) -> float | None:

@@ -330,10 +330,10 @@ def interpolate_missing_slice(
 
 def _match_gap_to_lower(upper, lower, d: int, transform: Rigid2D, sigma_px: float, metrics: dict) -> np.ndarray:
     """The upper slice with its planes from ``d`` on matched A-line by A-line to the lower slice (module docstring)."""
-    from serialoct.stack.intensity import OVERLAP_PLANES, SURFACE_PLANES, apply_gain_map, gain_map_note, overlap_gain_map
+    from serialoct.stack.intensity import SURFACE_PLANES, apply_gain_map, gain_map_note, overlap_gain_map, overlap_planes
 
     first = 2 * d + SURFACE_PLANES  # the upper slice's plane that shows the lower slice's plane SURFACE_PLANES
-    n = min(OVERLAP_PLANES, len(upper) - 1 - first, len(lower) - SURFACE_PLANES)  # the upper's last plane is partial
+    n = overlap_planes(first, len(upper), len(lower))
     if n < 1:
         return upper
     up = upper[first : first + n].astype(np.float32).mean(axis=0)

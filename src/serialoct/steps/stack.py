@@ -228,13 +228,13 @@ def _intensity_gains(plan, by_index, volume, in_canvas, to_frame, map_sigma_px: 
     (:func:`serialoct.stack.intensity.overlap_gain_map`) and the plane it
     was measured at.
     """
-    from serialoct.stack.intensity import OVERLAP_PLANES, SURFACE_PLANES, overlap_gain_map, overlap_ratio, series_gains
+    from serialoct.stack.intensity import SURFACE_PLANES, overlap_gain_map, overlap_planes, overlap_ratio, series_gains
 
     ratios, maps = {}, {}
     for up, low in zip(plan.slices[:-1], plan.slices[1:]):
         above, sid = by_index[up.slice.index], by_index[low.slice.index]
         first = low.z_start - up.z_start + SURFACE_PLANES
-        n = min(OVERLAP_PLANES, up.slice.shape[0] - first, low.slice.shape[0] - SURFACE_PLANES)
+        n = overlap_planes(first, up.slice.shape[0], low.slice.shape[0])
         if n < 1:
             ratios[sid] = None
             continue
