@@ -252,7 +252,7 @@ def tile_bin_files(tile_dir: str | os.PathLike) -> list[Path]:
 def read_raw_frames(tile_dir: str | os.PathLike, info: TileInfo | None = None) -> np.ndarray:
     """The recorded frames of a tile, ``(n_z, nx + n_extra, ny * n_repeat)`` float32.
 
-    A single ``.bin`` is memory-mapped (no copy); several are concatenated.
+    A single ``.bin`` is memory-mapped (no copy); several are read one after the other into one array.
 
     Raises
     ------
@@ -281,7 +281,17 @@ def read_raw_frames(tile_dir: str | os.PathLike, info: TileInfo | None = None) -
             files[-1] if len(files) == 1 else tile_dir,
             f"{found:,} bytes in {len(files)} file(s), expected {expected:,} for {geometry} ny={info.ny} n_repeat={info.n_repeat} (truncated or wrong header?)",
         )
-    return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=2)
+    if len(parts) == 1:
+        return parts[0]
+    # Fortran order with the frames last: the files' bytes one after the other are the whole
+    # array's, so they are read into one buffer (np.concatenate would transpose to C order).
+    whole = np.empty(sum(p.size for p in parts), dtype="<f4")
+    at = 0
+    for part in parts:
+        flat = part.reshape(-1, order="F")
+        whole[at : at + flat.size] = flat
+        at += flat.size
+    return whole.reshape((info.n_z, info.n_alines, n_frames), order="F")
 
 
 def camera_scan_start(frames: np.ndarray) -> int:
