@@ -4,8 +4,8 @@ For each synthetic preset: render the raw acquisition once (cached under
 --workdir), time a plain read of every ``.bin`` file (the I/O floor: nothing
 can be faster than reading the data once), then run ``serialoct preproc`` end
 to end and report raw MB/s, the fraction of the floor reached, and the peak
-RSS of one slice's ``create_mosaic_grid`` job (from Snakemake's benchmark
-records). A second table runs the mosaic step alone on one slice of the
+RSS of one slice's ``create_mosaic_grid`` job (from the warm workers' job
+records, or Snakemake's benchmark records without a fork server). A second table runs the mosaic step alone on one slice of the
 ``small`` tiles at growing grid sizes: its peak RSS must not grow with the
 tiles per slice, since a slice is assembled one shard at a time.
 
@@ -47,8 +47,10 @@ def io_floor(raw: Path) -> tuple[float, float]:
 
 
 def mosaic_job_stats(out: Path) -> tuple[float, float]:
-    """(mean seconds, max RSS MB) of the create_mosaic_grid jobs."""
-    seconds, rss = [], []
+    """(mean seconds, max RSS MB) of the create_mosaic_grid jobs (RSS of warm workers from the run's job records)."""
+    from serialoct.workflows.runner import job_peak_rss_mb
+
+    seconds, rss = [], [job_peak_rss_mb(out).get("create_mosaic_grid", 0.0)]
     for tsv in (out / "benchmarks" / "create_mosaic_grid").glob("*.tsv"):
         with open(tsv) as f:
             row = next(csv.DictReader(f, delimiter="\t"))

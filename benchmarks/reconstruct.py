@@ -40,8 +40,10 @@ def run(command: list[str]) -> float:
 
 
 def job_stats(out: Path) -> dict[str, tuple[float, float]]:
-    """Rule -> (total seconds, max RSS MB) over its jobs."""
-    seconds, rss = defaultdict(float), defaultdict(float)
+    """Rule -> (total seconds, max RSS MB) over its jobs (the RSS of warm workers from the run's job records)."""
+    from serialoct.workflows.runner import job_peak_rss_mb
+
+    seconds, rss = defaultdict(float), defaultdict(float, job_peak_rss_mb(out))
     for tsv in (out / "benchmarks").rglob("*.tsv"):
         rule = tsv.relative_to(out / "benchmarks").parts[0].removesuffix(".tsv")
         with open(tsv) as f:

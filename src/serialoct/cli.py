@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 
 from serialoct import __version__
@@ -52,6 +53,18 @@ def _configure_logging(verbose: bool) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["step"] and os.environ.get("SERIALOCT_FORKSERVER"):
+        from serialoct.workflows.forkserver import run_in_worker
+
+        status = run_in_worker(argv)  # a warm worker of the run's fork server, if there is one
+        if status is not None:
+            return status
+    return run_command(argv)
+
+
+def run_command(argv: list[str]) -> int:
+    """``serialoct ARGV`` in this process."""
+    argv = list(argv)
     verbose = False
     while argv and argv[0] in ("-v", "--verbose"):
         verbose = True

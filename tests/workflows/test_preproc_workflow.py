@@ -124,3 +124,24 @@ def test_an_unimplemented_or_bad_parameter_is_refused_before_running(tmp_path, s
     assert _preproc(sample_acquisition, tmp_path / "o", "--sharding_factor", "zero") == 2
     assert "sharding_factor" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+def test_a_local_run_hands_every_step_job_to_a_warm_worker_that_does_not_outlive_it(preprocessed):
+    import os
+    from pathlib import Path
+
+    with open(preprocessed / ".serialoct" / "jobs.tsv") as f:
+        rows = list(csv.DictReader(f, delimiter="\t"))
+    logs = {str(p) for p in (preprocessed / "logs").rglob("*.log")}
+    assert {r["log"] for r in rows} == logs  # every job with a log ran in a worker (some twice: the resume tests)
+    assert all(r["exit"] == "0" for r in rows)
+    servers = [p for p in Path("/proc").iterdir() if p.name.isdigit() and b"serialoct.workflows.forkserver" in _cmdline(p)]
+    assert servers == [], "the fork server outlived its run"
+    assert os.environ.get("SERIALOCT_FORKSERVER") is None  # the run's setting stayed in its jobs
+
+
+def _cmdline(proc) -> bytes:
+    try:
+        return (proc / "cmdline").read_bytes()
+    except OSError:
+        return b""

@@ -37,7 +37,7 @@ from pathlib import Path
 
 from serialoct.errors import InputError, SerialOctError
 from serialoct.io.atomic import make_output_dir, remove_stale_temporaries, write_bytes_atomic, write_text_atomic
-from serialoct.workflows import snakefile
+from serialoct.workflows import forkserver, snakefile
 from serialoct.workflows.execution import Execution, check_report, dag_command
 from serialoct.workflows.targets import RUN_KEY, failed_slices
 
@@ -109,6 +109,46 @@ def _claim(output: Path) -> Path:
     return pid_file
 
 
+#: Where the fork server's workers record each job's time and peak memory (in the output folder).
+JOB_STATS = f"{STATE_DIR}/jobs.tsv"
+
+
+def _start_fork_server(output: Path):
+    """A fork server for a local run's jobs (see :mod:`~serialoct.workflows.forkserver`), or None.
+
+    None when ``SERIALOCT_FORKSERVER=off`` or the server did not start: each job is then its own process.
+    """
+    if os.environ.get(forkserver.ENV) == "off":
+        return None
+    server = forkserver.start(output / JOB_STATS)
+    if server is None:
+        log.warning("could not start the fork server: every job imports its libraries itself (slower)")
+    return server
+
+
+def job_peak_rss_mb(output: str | os.PathLike) -> dict[str, float]:
+    """Rule -> the largest peak resident memory (MB) of its jobs, from the workers' records of a local run.
+
+    Snakemake's own benchmark records measure a job's client process when a
+    fork server ran it; the worker's memory is here. The rule is the log's
+    folder (``logs/RULE/zNN.log``) or name (``logs/RULE.log``).
+    """
+    import csv
+
+    output, peak = Path(output).resolve(), {}
+    stats = output / JOB_STATS
+    if not stats.is_file():
+        return peak
+    with open(stats, newline="") as f:
+        for row in csv.DictReader(f, delimiter="\t"):
+            try:
+                rule = Path(row["log"]).relative_to(output / "logs").parts[0].removesuffix(".log")
+                peak[rule] = max(peak.get(rule, 0.0), float(row["max_rss_mb"]))
+            except (ValueError, KeyError, TypeError, IndexError):
+                continue  # a job without a log under logs/, or a damaged line
+    return peak
+
+
 _STEP_ERROR = "serialoct step: error: "
 
 
@@ -144,7 +184,9 @@ def _write_config(output: Path, workflow: str, config: Mapping[str, object], run
     return path
 
 
-def _snakemake(workflow: str, output: Path, config_file: Path, cores: int | None, resources: Mapping[str, int], extra: Sequence[str]) -> int:
+def _snakemake(
+    workflow: str, output: Path, config_file: Path, cores: int | None, resources: Mapping[str, int], extra: Sequence[str], env: Mapping[str, str] | None = None
+) -> int:
     command = [
         sys.executable, "-m", "snakemake",
         "--snakefile", str(snakefile(workflow)),
@@ -162,11 +204,11 @@ def _snakemake(workflow: str, output: Path, config_file: Path, cores: int | None
     command += list(extra)
     log.debug("running %s", " ".join(command))
     if not sys.stderr.isatty() or log.isEnabledFor(logging.DEBUG):
-        return subprocess.run(command, cwd=output).returncode
+        return subprocess.run(command, cwd=output, env=env).returncode
     # In a terminal: a progress bar instead of Snakemake's block of lines per job.
     from serialoct.workflows.progress import follow
 
-    with subprocess.Popen(command, cwd=output, stderr=subprocess.PIPE, text=True, bufsize=1) as proc:
+    with subprocess.Popen(command, cwd=output, env=env, stderr=subprocess.PIPE, text=True, bufsize=1) as proc:
         follow(proc.stderr, sys.stderr, bar=True)
     return proc.returncode
 
@@ -277,23 +319,28 @@ def run_workflow(
     # inside a container the steps run the image's own serialoct, not this interpreter
     container = execution.container if execution is not None else None
     command = "serialoct" if container else f"{sys.executable} -m serialoct"
+    local = (execution is None or execution.is_local) and not container
+    server = _start_fork_server(output) if local else None
+    env = {**os.environ, forkserver.ENV: server[1]} if server else None
     try:
         first = _write_config(output, workflow, config, {**(run_info or {}), "command": command, "skip_failed": False, "container": container})
         if dag is not None:
             _write_dag(workflow, output, first, profile_args, dag)
         config_file = first
         since = time.time()
-        rc = _snakemake(workflow, output, first, cores, resources or {}, run_args)
+        rc = _snakemake(workflow, output, first, cores, resources or {}, run_args, env)
         failed = {s: read_failure(output / "failed" / f"z{s}.json") for s in failed_slices(output)}
         if rc != 0 and failed:
             log.warning("%d slice(s) failed: finishing the run without them", len(failed))
             second = _write_config(output, workflow, config, {**(run_info or {}), "command": command, "skip_failed": True, "container": container})
             config_file = second
             since = time.time()
-            rc = _snakemake(workflow, output, second, cores, resources or {}, run_args)
+            rc = _snakemake(workflow, output, second, cores, resources or {}, run_args, env)
         if report is not None and rc == 0:
             _write_report(workflow, output, config_file, profile_args, report)
     finally:
+        if server:
+            forkserver.stop(*server)
         pid_file.unlink(missing_ok=True)
     reasons = {s: f"{r.step}: {r.error}" for s, r in sorted(failed.items())}
     errors = _step_errors(output, since) if rc != 0 else ()

@@ -1,0 +1,361 @@
+"""Warm workers for local runs: the heavy libraries are imported once, and every step job forks from them.
+
+A workflow job is ``python -m serialoct step NAME ...``, and on a local run
+much of a short job is Python importing NumPy, SciPy, zarr and SimpleITK
+(0.2-0.5 s of every job; a ``medium`` reconstruction runs about 250 jobs).
+The runner therefore starts a *fork server* (:func:`start`) that imports
+them once. A job's ``serialoct`` process, the *client*, finds the server
+through ``SERIALOCT_FORKSERVER``, hands it its arguments, working folder,
+environment and standard streams (file descriptors over a Unix socket: the
+job's log), and waits. The server forks a *worker* that becomes the job:
+same streams, same environment (and so the same thread caps), a session of
+its own. The client exits with the worker's status, so Snakemake sees a
+job like any other.
+
+Failure modes, each handled:
+
+* no server, or a refused connection: the client runs the step itself, as
+  without a server (:func:`run_in_worker` returns None);
+* the job is cancelled (Snakemake signals the client): the client passes
+  the signal on to the worker's process group;
+* the client dies (``SIGKILL``): the worker sees its connection close and
+  terminates its process group;
+* the runner dies: the server notices that its parent changed and exits.
+
+Each worker appends its step, log, wall time, CPU time and peak resident
+memory to a tab-separated file (``stats`` of :func:`start`), since
+Snakemake's own benchmark records measure the client, not the worker.
+Set ``SERIALOCT_FORKSERVER=off`` to run every job as its own process.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import struct
+import sys
+
+__all__ = ["ENV", "STATS_COLUMNS", "PRELOAD", "run_in_worker", "start", "serve"]
+
+ENV = "SERIALOCT_FORKSERVER"
+STATS_COLUMNS = ("step", "log", "exit", "wall_s", "cpu_s", "max_rss_mb")
+#: Imported by the server before it forks: what most steps need (NumPy, SciPy's image, FFT and
+#: optimisation modules, zarr through serialoct's I/O, SimpleITK, Pillow) and the step modules.
+#: A worker imports anything else itself. Nothing here may start a Python thread: fork copies
+#: only the thread that calls it.
+PRELOAD = (
+    "serialoct.commands.step",
+    "serialoct.compute",
+    "serialoct.io.slices",
+    "serialoct.io.acquisition",
+    "serialoct.io.raw",
+    "serialoct.io.images",
+    "serialoct.io.tables",
+    "scipy.ndimage",
+    "scipy.optimize",
+    "scipy.fft",
+    "SimpleITK",
+    "PIL.Image",
+    "threadpoolctl",
+    "serialoct.align.pairwise",
+    "serialoct.correct.attenuation",
+    "serialoct.correct.beam",
+    "serialoct.correct.illumination",
+    "serialoct.correct.interface",
+    "serialoct.correct.normalize",
+    "serialoct.correct.resample",
+    "serialoct.stack.intensity",
+    "serialoct.stack.interpolate",
+    "serialoct.stack.render",
+)
+_FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT)
+_HEADER = struct.Struct("!I")
+
+
+# --------------------------------------------------------------------------- client
+
+
+def run_in_worker(argv: list[str], path: str | None = None) -> int | None:
+    """Run ``serialoct ARGV`` in a worker of the fork server at ``path`` (default: ``$SERIALOCT_FORKSERVER``).
+
+    Returns the worker's exit status, or None when no server took the job
+    (none running, or it refused): the caller then runs it itself.
+    """
+    path = os.environ.get(ENV, "") if path is None else path
+    if not path or path == "off":
+        return None
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.connect(path)
+        fds = [fd for fd in (0, 1, 2) if _is_open(fd)]
+        payload = json.dumps({"argv": argv, "cwd": os.getcwd(), "env": dict(os.environ), "umask": _umask(), "fds": fds}).encode()
+        socket.send_fds(sock, [_HEADER.pack(len(payload)) + payload], fds)
+        reply = sock.makefile("rb")
+        first = reply.readline().split()
+    except OSError:
+        sock.close()
+        return None
+    if first[:1] != [b"pid"]:
+        sock.close()
+        return None  # the worker could not take the job: run it here
+    pid = int(first[1])
+
+    def forward(signum, _frame):
+        try:
+            os.killpg(pid, signum)
+        except OSError:
+            pass
+
+    for signum in _FORWARDED:
+        signal.signal(signum, forward)
+    try:
+        last = reply.readline().split()
+    except OSError:
+        last = []
+    sock.close()
+    if last[:1] == [b"exit"]:
+        return int(last[1])
+    print("serialoct: the step's worker process ended without an exit status (killed?)", file=sys.stderr)
+    return 1
+
+
+def _is_open(fd: int) -> bool:
+    try:
+        os.fstat(fd)
+    except OSError:
+        return False
+    return True
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+# --------------------------------------------------------------------------- server
+
+
+def start(stats: str | os.PathLike):
+    """Start a fork server for one run; returns ``(process, socket path)``, or None if it did not come up.
+
+    ``stats`` is the file the workers append their line to (created with its
+    header if missing). The caller passes the socket path to the jobs in ``SERIALOCT_FORKSERVER``
+    and ends the process (``terminate``) when the run is over. The server
+    listens at once and imports :data:`PRELOAD` afterwards, so a job that
+    connects early waits for the imports instead of doing its own.
+    """
+    import subprocess
+    import tempfile
+    import time
+
+    if not os.path.exists(stats):
+        with open(stats, "w") as f:
+            f.write("\t".join(STATS_COLUMNS) + "\n")
+    folder = tempfile.mkdtemp(prefix="serialoct-")  # short: a socket path has at most 107 bytes
+    path = os.path.join(folder, "fork.sock")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "serialoct.workflows.forkserver", path, os.fspath(stats)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,  # Ctrl-C in the terminal reaches the runner, which ends the server
+    )
+    deadline = time.monotonic() + 10.0
+    while not os.path.exists(path):
+        if process.poll() is not None or time.monotonic() > deadline:
+            stop(process, path)
+            return None
+        time.sleep(0.01)
+    return process, path
+
+
+def stop(process, path: str) -> None:
+    """End a server from :func:`start` and remove its socket."""
+    import shutil
+    import subprocess
+
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    shutil.rmtree(os.path.dirname(path), ignore_errors=True)
+
+
+def serve(path: str, stats: str, preload: tuple[str, ...] = PRELOAD) -> None:
+    """The server loop: accept a connection, fork a worker for it, reap finished workers; until the parent goes."""
+    import importlib
+
+    parent = os.getppid()
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(path)
+    listener.listen(128)
+    for name in preload:
+        try:
+            importlib.import_module(name)
+        except Exception:  # noqa: BLE001 - an optional library missing: the worker imports what it needs
+            pass
+    listener.settimeout(0.5)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    try:
+        while os.getppid() == parent:
+            _reap()
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            sys.stdout.flush()
+            sys.stderr.flush()
+            try:
+                pid = os.fork()
+            except OSError:
+                pid = -1  # no process left: the client sees the connection close and runs the job itself
+            if pid == 0:
+                listener.close()
+                _worker(conn, stats)  # never returns
+            conn.close()
+    finally:
+        listener.close()
+
+
+def _reap() -> None:
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
+def _receive(conn: socket.socket) -> tuple[dict, list[int]]:
+    data, fds, _flags, _addr = socket.recv_fds(conn, 1 << 16, 3)
+    if len(data) < _HEADER.size:
+        raise ValueError("short request")
+    (size,) = _HEADER.unpack_from(data)
+    data = data[_HEADER.size :]
+    while len(data) < size:
+        more = conn.recv(size - len(data))
+        if not more:
+            raise ValueError("truncated request")
+        data += more
+    return json.loads(data), list(fds)
+
+
+def _worker(conn: socket.socket, stats: str) -> None:
+    """In the forked child: take over the client's job, run it, report its status; never returns."""
+    import time
+
+    code = 1
+    try:
+        os.setsid()  # a process group of its own, which the client signals
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        conn.settimeout(30)
+        request, fds = _receive(conn)
+        conn.settimeout(None)
+        _adopt(request, fds)
+        started, cpu0 = time.perf_counter(), os.times()
+        conn.sendall(b"pid %d\n" % os.getpid())
+    except Exception:  # noqa: BLE001 - the client runs the job itself
+        os._exit(1)
+    _watch_client(conn)
+    try:
+        from serialoct.cli import run_command
+
+        code = int(run_command(request["argv"]) or 0)
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        if not isinstance(exc.code, int) and exc.code is not None:
+            print(exc.code, file=sys.stderr)
+    except KeyboardInterrupt:
+        code = 128 + signal.SIGINT
+    except BaseException:  # noqa: BLE001 - reported like an uncaught exception, then the status
+        import traceback
+
+        traceback.print_exc()
+        code = 1
+    try:
+        import logging
+
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        _record(stats, request, code, time.perf_counter() - started, cpu0)
+        conn.sendall(b"exit %d\n" % code)
+    finally:
+        os._exit(code)
+
+
+def _adopt(request: dict, fds: list[int]) -> None:
+    """Become the client's process: its streams, folder, environment, umask and arguments."""
+    import io
+
+    streams = dict(zip(request["fds"], fds))
+    for target in (0, 1, 2):
+        source = streams.get(target)
+        if source is None:
+            source = os.open(os.devnull, os.O_RDWR)
+            fds.append(source)
+        os.dup2(source, target)
+    for fd in fds:
+        if fd > 2:
+            os.close(fd)
+    os.chdir(request["cwd"])
+    os.environ.clear()
+    os.environ.update(request["env"])
+    os.umask(int(request["umask"]))
+    sys.argv = ["serialoct", *request["argv"]]
+    unbuffered = bool(os.environ.get("PYTHONUNBUFFERED"))
+    sys.stdin = io.TextIOWrapper(io.FileIO(0, "r", closefd=False))
+    sys.stdout = io.TextIOWrapper(io.FileIO(1, "w", closefd=False), line_buffering=unbuffered or os.isatty(1), write_through=unbuffered)
+    sys.stderr = io.TextIOWrapper(io.FileIO(2, "w", closefd=False), errors="backslashreplace", line_buffering=True)
+
+
+def _watch_client(conn: socket.socket) -> None:
+    """Terminate this worker's process group when the client's end of the connection closes."""
+    import threading
+
+    def watch():
+        try:
+            while conn.recv(1):
+                pass
+        except OSError:
+            pass
+        os.killpg(os.getpgid(0), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="serialoct-client-watch", daemon=True).start()
+
+
+def _record(stats: str, request: dict, code: int, wall_s: float, cpu0) -> None:
+    """Append the job's line to the stats file (one ``write`` of a short line: atomic with O_APPEND)."""
+    import resource
+
+    cpu1 = os.times()
+    peak_kb = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+    argv = request["argv"]
+    step = argv[1] if len(argv) > 1 and argv[0] == "step" else (argv[0] if argv else "")
+    try:
+        log = os.readlink("/proc/self/fd/2")
+    except OSError:
+        log = ""
+    cpu = (cpu1.user - cpu0.user) + (cpu1.system - cpu0.system) + (cpu1.children_user - cpu0.children_user) + (cpu1.children_system - cpu0.children_system)
+    line = "\t".join([step, log, str(code), f"{wall_s:.3f}", f"{cpu:.3f}", f"{peak_kb / 1024:.1f}"]) + "\n"
+    try:
+        fd = os.open(stats, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, line.encode())
+        finally:
+            os.close(fd)
+    except OSError:
+        pass
+
+
+if __name__ == "__main__":
+    serve(sys.argv[1], sys.argv[2])

@@ -1,0 +1,99 @@
+"""The fork server: a job run by a warm worker behaves as the same job run as its own process."""
+
+from __future__ import annotations
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from serialoct.workflows import forkserver
+
+CLIENT = "import sys; from serialoct.workflows.forkserver import run_in_worker; status = run_in_worker(sys.argv[1:]); sys.exit(99 if status is None else status)"
+
+
+@pytest.fixture
+def server(tmp_path):
+    stats = tmp_path / "jobs.tsv"
+    started = forkserver.start(stats)
+    assert started is not None
+    yield started, stats
+    forkserver.stop(*started)
+    assert not os.path.exists(started[1])
+
+
+def run_client(path: str, argv: list[str], cwd: Path, **env) -> subprocess.CompletedProcess:
+    env = {**os.environ, forkserver.ENV: path, **env}
+    return subprocess.run([sys.executable, "-c", CLIENT, *argv], cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
+
+
+def workers_of(process) -> list[int]:
+    """PIDs of the server's live children (its workers)."""
+    try:
+        children = Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()
+    except OSError:
+        return []
+    live = []
+    for pid in map(int, children):
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+        except OSError:
+            continue
+        if state != "Z":
+            live.append(pid)
+    return live
+
+
+def test_a_job_in_a_worker_has_the_output_and_status_of_the_job_run_alone(server, tmp_path):
+    (process, path), stats = server
+    for argv in (["params", "preproc"], ["step", "generate_slice_config", "--input", str(tmp_path / "missing"), "--output", "x.csv"]):
+        alone = subprocess.run([sys.executable, "-m", "serialoct", *argv], cwd=tmp_path, capture_output=True, text=True,
+                               env={**os.environ, forkserver.ENV: "off"})
+        warm = run_client(path, argv, tmp_path)
+        assert (warm.returncode, warm.stdout, warm.stderr) == (alone.returncode, alone.stdout, alone.stderr)
+    assert alone.returncode == 2 and "error" in alone.stderr  # the second job is refused: its status came through
+    with stats.open() as f:
+        rows = list(csv.DictReader(f, delimiter="\t"))
+    assert [r["step"] for r in rows] == ["params", "generate_slice_config"]
+    assert [int(r["exit"]) for r in rows] == [0, 2]
+    assert all(float(r["max_rss_mb"]) > 10 for r in rows)
+
+
+def test_a_worker_works_in_the_clients_folder_with_its_environment(server, tmp_path):
+    (process, path), _ = server
+    done = run_client(path, ["synth", "--preset", "tiny", "relative-out"], tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "relative-out" / "slice_z01").is_dir()
+    capped = run_client(path, ["synth", "--preset", "tiny", "other-out"], tmp_path, SERIALOCT_MAX_CPUS="abc")
+    assert capped.returncode == 2 and "SERIALOCT_MAX_CPUS='abc'" in capped.stderr  # the client's environment, not the server's
+    assert workers_of(process) == []
+
+
+def test_without_a_server_the_client_declines_and_the_job_runs_alone(tmp_path):
+    done = run_client(str(tmp_path / "no-such.sock"), ["params", "preproc"], tmp_path)
+    assert done.returncode == 99  # run_in_worker returned None
+    off = run_client("off", ["params", "preproc"], tmp_path)
+    assert off.returncode == 99
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGKILL])
+def test_a_cancelled_job_leaves_no_worker_behind(server, tmp_path, signum):
+    (process, path), _ = server
+    env = {**os.environ, forkserver.ENV: path}
+    client = subprocess.Popen([sys.executable, "-c", CLIENT, "synth", "--preset", "medium", str(tmp_path / "long")],
+                              cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while not workers_of(process):
+        assert time.monotonic() < deadline and client.poll() is None
+        time.sleep(0.05)
+    client.send_signal(signum)
+    assert client.wait(timeout=30) != 0
+    deadline = time.monotonic() + 30
+    while workers_of(process):
+        assert time.monotonic() < deadline, "the worker outlived its cancelled job"
+        time.sleep(0.05)
