@@ -299,3 +299,16 @@ def test_bad_layout_is_refused_with_the_values(tmp_path):
     with pytest.raises(ValueError, match=r"voxel_size_mm must be 3 positive sizes"):
         write_ome_zarr(tmp_path / "x.ome.zarr", np.zeros((2, 2, 2)), voxel_size_mm=(1, 0, 1), chunks=(2, 2, 2))
     assert list(tmp_path.iterdir()) == []
+
+
+def test_pyramid_computed_by_several_threads_equals_the_one_computed_by_one(tmp_path, rng):
+    rough = rng.random((9, 37, 53), dtype=np.float32)
+    levels = []
+    for workers in (1, 3):
+        path = tmp_path / f"w{workers}.ome.zarr"
+        with create_ome_zarr(path, rough.shape, voxel_size_mm=(BASE_MM,) * 3, chunks=(3, 5, 7), shards=(6, 10, 14),
+                             pyramid_resolutions_um=PYRAMID_UM, workers=workers) as out:
+            out.array[...] = rough
+        levels.append([open_ome_zarr(path).read(k) for k in range(4)])
+    for single, threaded in zip(*levels):
+        assert np.array_equal(single, threaded)

@@ -122,3 +122,13 @@ def test_warp_from_canvas_brings_a_placed_image_back_to_the_slice_frame():
     placement = {"offset_px": (5.0, 7.0), "rotation_deg": 3.0, "translation_px": (1.5, -2.0)}
     back = warp_from_canvas(warp_to_canvas(plane, (70, 80), **placement), plane.shape, **placement)
     assert np.abs(back - plane)[3:-3, 3:-3].max() < 0.01
+
+
+def test_render_is_independent_of_the_number_of_threads(slabs):
+    t = _transforms(slabs)
+    slices = [StackSlice(k, v.shape, (0, 0), t[k]) for k, v in enumerate(slabs.volumes)]
+    plan = plan_stack(slices, slice_thickness_um=THICKNESS_UM, voxel_um=VOXEL_UM)
+    def read(k, a, b):
+        return slabs.volumes[k][a:b]
+    for z0, z1 in iter_blocks(plan, 11):
+        assert np.array_equal(render_block(plan, read, z0, z1), render_block(plan, read, z0, z1, workers=3))

@@ -140,6 +140,7 @@ def create_ome_zarr(
     extra_attrs: Mapping[str, Any] | None = None,
     name: str | None = None,
     axes_orientation: Sequence[str] | None = None,
+    workers: int = 1,
 ) -> Iterator[OmeZarrWriter]:
     """Create an OME-Zarr image to fill region by region; finalise on exit.
 
@@ -166,6 +167,9 @@ def create_ome_zarr(
         The multiscale's ``name``.
     axes_orientation : sequence of str, optional
         Anatomical direction per axis (``"left-to-right"``, ...).
+    workers : int
+        Chunks of a pyramid level computed at once (threads); the levels do
+        not depend on it.
 
     Yields
     ------
@@ -201,12 +205,12 @@ def create_ome_zarr(
         group = zarr.create_group(str(tmp), zarr_format=3)
         base = _create_level(group, "0", shape, chunks, shards, dtype, axes)
         yield OmeZarrWriter(Path(path), base)
-        multiscale = _write_pyramid(group, base, levels, axes, name)
+        multiscale = _write_pyramid(group, base, levels, axes, name, workers)
         group.attrs.update({**ngff_attributes(multiscale), **({"serialoct": extra} if extra else {})})
     logger.info("wrote %s (%d level(s), level 0 shape %s)", path, len(levels), shape)
 
 
-def _write_pyramid(group, base, levels, axes, name) -> Multiscale:
+def _write_pyramid(group, base, levels, axes, name, workers: int = 1) -> Multiscale:
     """Create and fill levels 1.. and return the multiscale describing them all."""
     datasets = [Dataset("0", Transform(scale=levels[0]))]
     previous = base
@@ -216,7 +220,7 @@ def _write_pyramid(group, base, levels, axes, name) -> Multiscale:
         array = _create_level(group, str(k), shape_k, chunks_k, shards_k, base.dtype, axes)
         factors = [v / p for v, p in zip(voxel, levels[k - 1])]
         logger.debug("pyramid level %d: %s voxels of %s mm", k, shape_k, voxel)
-        write_level(previous, array, factors)
+        write_level(previous, array, factors, workers=workers)
         # Level voxels are centred in the same corner-aligned extent as level 0.
         shift = tuple(round((v - v0) / 2, 12) for v, v0 in zip(voxel, levels[0]))
         datasets.append(Dataset(str(k), Transform(scale=voxel, translation=shift)))

@@ -132,20 +132,25 @@ def _cast(block: np.ndarray, dtype: np.dtype) -> np.ndarray:
     return block.astype(dtype, copy=False)
 
 
-def write_level(src: zarr.Array, dst: zarr.Array, factors: Sequence[float]) -> None:
-    """Fill ``dst`` from ``src`` one shard at a time, computed chunk by chunk.
+def write_level(src: zarr.Array, dst: zarr.Array, factors: Sequence[float], *, workers: int = 1) -> None:
+    """Fill ``dst`` from ``src`` one shard at a time, computed chunk by chunk (``workers`` chunks at once).
 
     Writing whole shards avoids re-encoding a shard per chunk; computing per
     chunk bounds the source region read (chunk x factor + halo).
     """
+    from concurrent.futures import ThreadPoolExecutor
+
     unit = dst.shards or dst.chunks
-    for w0 in _block_starts(dst.shape, unit):
-        w1 = tuple(min(a + u, n) for a, u, n in zip(w0, unit, dst.shape))
-        buf = np.empty(tuple(b - a for a, b in zip(w0, w1)), dtype=dst.dtype)
-        for c0 in _block_starts(buf.shape, dst.chunks):
-            c1 = tuple(min(a + c, n) for a, c, n in zip(c0, dst.chunks, buf.shape))
-            out0 = tuple(w + a for w, a in zip(w0, c0))
-            out1 = tuple(w + b for w, b in zip(w0, c1))
-            block = _downsample_region(src, factors, out0, out1)
-            buf[tuple(slice(a, b) for a, b in zip(c0, c1))] = _cast(block, dst.dtype)
-        dst[tuple(slice(a, b) for a, b in zip(w0, w1))] = buf
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        for w0 in _block_starts(dst.shape, unit):
+            w1 = tuple(min(a + u, n) for a, u, n in zip(w0, unit, dst.shape))
+            buf = np.empty(tuple(b - a for a, b in zip(w0, w1)), dtype=dst.dtype)
+
+            def fill(c0, w0=w0, buf=buf):  # each chunk writes only its own part of the shard
+                c1 = tuple(min(a + c, n) for a, c, n in zip(c0, dst.chunks, buf.shape))
+                out0 = tuple(w + a for w, a in zip(w0, c0))
+                out1 = tuple(w + b for w, b in zip(w0, c1))
+                buf[tuple(slice(a, b) for a, b in zip(c0, c1))] = _cast(_downsample_region(src, factors, out0, out1), dst.dtype)
+
+            list(pool.map(fill, _block_starts(buf.shape, dst.chunks)))
+            dst[tuple(slice(a, b) for a, b in zip(w0, w1))] = buf

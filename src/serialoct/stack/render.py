@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from scipy import ndimage
@@ -159,7 +160,7 @@ def _paste(dst: np.ndarray, src: np.ndarray, top_left: np.ndarray) -> None:
         dst[rd : rd + nr, cd : cd + nc] = src[rs : rs + nr, cs : cs + nc]
 
 
-def render_block(plan: StackPlan, read_planes: ReadPlanes, z0: int, z1: int) -> np.ndarray:
+def render_block(plan: StackPlan, read_planes: ReadPlanes, z0: int, z1: int, *, workers: int = 1) -> np.ndarray:
     """Output planes ``z0 .. z1 - 1`` of the stacked volume.
 
     Parameters
@@ -170,6 +171,9 @@ def render_block(plan: StackPlan, read_planes: ReadPlanes, z0: int, z1: int) -> 
         contributing slice with only the planes the block needs.
     z0, z1 : int
         Output plane range, ``0 <= z0 < z1 <= plan.shape[0]``.
+    workers : int
+        Planes warped at once (threads: SciPy's warp releases the GIL).
+        The result does not depend on it.
 
     Returns
     -------
@@ -181,14 +185,17 @@ def render_block(plan: StackPlan, read_planes: ReadPlanes, z0: int, z1: int) -> 
         raise ValueError(f"block planes {z0}..{z1} outside the volume's 0..{depth}")
     num = np.zeros((z1 - z0, h, w), dtype=np.float32)
     den = np.zeros_like(num)
-    for p in plan.contributors(z0, z1):
-        _accumulate(plan, p, read_planes, z0, z1, num, den)
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        for p in plan.contributors(z0, z1):
+            _accumulate(plan, p, read_planes, z0, z1, num, den, pool)
     out = np.zeros_like(num)
     np.divide(num, den, out=out, where=den > MIN_MASK_WEIGHT)
     return out
 
 
-def _accumulate(plan: StackPlan, p: PlannedSlice, read_planes: ReadPlanes, z0: int, z1: int, num: np.ndarray, den: np.ndarray) -> None:
+def _accumulate(
+    plan: StackPlan, p: PlannedSlice, read_planes: ReadPlanes, z0: int, z1: int, num: np.ndarray, den: np.ndarray, pool: ThreadPoolExecutor
+) -> None:
     a, b = max(z0, p.z_start), min(z1, p.z_stop)
     weights = p.weights(a, b)
     s = p.slice
@@ -196,13 +203,14 @@ def _accumulate(plan: StackPlan, p: PlannedSlice, read_planes: ReadPlanes, z0: i
     if local.shape[0] != b - a:
         raise ValueError(f"read_planes({s.index}, {a - p.z_start}, {b - p.z_start}) returned {local.shape[0]} planes, expected {b - a}")
     t = s.transform
-    for i, wz in enumerate(weights):
-        if wz <= 0:
-            continue
+
+    def add(i: int) -> None:  # each plane writes only its own output plane
         value, mask = warp_to_canvas(local[i], plan.shape[1:], offset_px=s.offset_px, rotation_deg=t.rotation_deg,
                                      translation_px=t.translation_px, centre_px=plan.centre_px, with_mask=True)
-        num[a - z0 + i] += np.float32(wz) * value
-        den[a - z0 + i] += np.float32(wz) * mask
+        num[a - z0 + i] += np.float32(weights[i]) * value
+        den[a - z0 + i] += np.float32(weights[i]) * mask
+
+    list(pool.map(add, [i for i, wz in enumerate(weights) if wz > 0]))
 
 
 def iter_blocks(plan: StackPlan, block_planes: int) -> Iterator[tuple[int, int]]:

@@ -166,12 +166,12 @@ def slice_shape(path) -> tuple[int, int, int]:
     return tuple(int(n) for n in open_ome_zarr(path).level(0).shape)
 
 
-def write_stack(out, plan, p: Mapping, render, *, extra_attrs: Mapping) -> list[float]:
+def write_stack(out, plan, p: Mapping, render, *, extra_attrs: Mapping, workers: int = 1) -> list[float]:
     """Write a stack plan's volume block by block with the analysis pyramid, and its orthogonal views beside it.
 
     ``render(z0, z1)`` returns output planes ``z0 .. z1 - 1``; a block is one
-    cut thickness of planes (the shard depth). Returns the pyramid's
-    resolutions (µm).
+    cut thickness of planes (the shard depth); ``workers`` threads compute
+    the pyramid. Returns the pyramid's resolutions (µm).
     """
     from pathlib import Path
 
@@ -190,7 +190,7 @@ def write_stack(out, plan, p: Mapping, render, *, extra_attrs: Mapping) -> list[
     shards = (block, *(-(-n // c) * c if n <= 1024 else c * 4 for n, c in zip((rows, cols), chunks[1:])))
     with create_ome_zarr(out, plan.shape, voxel_size_mm=(plan.voxel_um / 1000.0,) * 3, chunks=chunks, shards=shards,
                          pyramid_resolutions_um=levels[1:], make_isotropic=p["pyramid_make_isotropic"],
-                         name=out.name.removesuffix(".ome.zarr"), extra_attrs=dict(extra_attrs)) as writer:
+                         name=out.name.removesuffix(".ome.zarr"), extra_attrs=dict(extra_attrs), workers=workers) as writer:
         for z0, z1 in iter_blocks(plan, block):
             writer.array[z0:z1] = render(z0, z1)
     write_png(out.with_name(out.name.removesuffix(".ome.zarr") + ".png"), orthogonal_views(open_ome_zarr(out).level(0)))

@@ -274,6 +274,7 @@ def run(args: argparse.Namespace) -> int:
     from serialoct.stack.series import chain_arrays, chain_pairs, stack_order
     from serialoct.stack.transforms import TransformPolicy, resolve_transforms
     from serialoct.steps.alignment import begin_series, cached_volumes, slice_id_of, slice_shape, write_series_metrics, write_stack
+    from serialoct.compute import cpu_budget
 
     p, timer, space = begin_series(args, PARAMETERS)
     paths = {slice_id_of(path): path for path in args.inputs}
@@ -343,8 +344,9 @@ def run(args: argparse.Namespace) -> int:
         return planes
 
     out = Path(args.output)
-    levels = write_stack(out, plan, p, lambda z0, z1: render_block(plan, read_planes, z0, z1),
-                         extra_attrs={"stacked_slices": placed, "holes": [list(h) for h in plan.holes]})
+    workers = cpu_budget()
+    levels = write_stack(out, plan, p, lambda z0, z1: render_block(plan, read_planes, z0, z1, workers=workers),
+                         extra_attrs={"stacked_slices": placed, "holes": [list(h) for h in plan.holes]}, workers=workers)
     export_zip(out, out.with_name(out.name + ".zip"))
     stem = out.name.removesuffix(".ome.zarr")
     section = np.asarray(open_ome_zarr(out).level(0)[:, plan.shape[1] // 2, :], dtype=np.float32)

@@ -29,6 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from serialoct.compute import cpu_budget
     from serialoct.diagnostics import plan_motor_stack, render_motor_block
     from serialoct.errors import InputError
     from serialoct.io.tables import Metric
@@ -52,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
               for q in plan.slices]
     write_stack(args.output, plan, p,
                 lambda z0, z1: render_motor_block(plan, lambda index, a, b: volume(by_index[index])[a:b], z0, z1, blending=blending),
-                extra_attrs={"motor_only": True, "blending": blending, "stacked_slices": placed})
+                extra_attrs={"motor_only": True, "blending": blending, "stacked_slices": placed}, workers=cpu_budget())
     write_series_metrics(args.metrics, "stack_motor_only", p, {
         "n_slices": Metric(len(used), "", "slices stacked by their motor placement"),
         "n_holes": Metric(len(plan.holes), "", "depth ranges no slice covers", "warning" if plan.holes else "ok"),

@@ -195,7 +195,10 @@ def serve(path: str, stats: str, preload: tuple[str, ...] = PRELOAD) -> None:
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(path)
     listener.listen(128)
-    for name in preload:
+    from serialoct.steps import STEPS
+
+    # and every step module: `serialoct step` builds its parser from all of them
+    for name in (*preload, *(module for module, _, _ in STEPS.values())):
         try:
             importlib.import_module(name)
         except Exception:  # noqa: BLE001 - an optional library missing: the worker imports what it needs
