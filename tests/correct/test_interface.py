@@ -117,3 +117,14 @@ def test_cropping_in_blocks_of_alines_equals_cropping_the_whole_slice():
     whole = crop_interface(volume, surface, depth_vox=40, margin_vox=1.0)
     blocks = [crop_interface(volume[:, :, c : c + 50], surface[:, c : c + 50], depth_vox=40, margin_vox=1.0) for c in range(0, 192, 50)]
     np.testing.assert_array_equal(np.concatenate(blocks, axis=2), whole)
+
+
+def test_the_depth_argmax_is_numpys_first_maximum_ties_and_nan_included(rng):
+    from serialoct.correct.interface import _argmax_depth
+
+    p = rng.random((30, 17, 19)).astype(np.float32)
+    p[3, 4, 5] = p[7, 4, 5] = 2.0  # a tie: the first plane wins
+    p[:, 0, 0] = 1.0  # a flat A-line: plane 0
+    assert np.array_equal(_argmax_depth(np, p), np.argmax(p, axis=0))
+    p[9, 1, 1] = np.nan
+    assert np.array_equal(_argmax_depth(np, p), np.argmax(p, axis=0))

@@ -139,6 +139,26 @@ def _noise_gain(shape, tile_size_px, lateral_sigma_px: float, axial_sigma_vox: f
     return (axial * across[:, None] * along[None, :]).astype(np.float32)
 
 
+def _argmax_depth(xp, p):
+    """``xp.argmax(p, axis=0)`` of a float volume (the first maximum), one plane at a time on NumPy.
+
+    NumPy's argmax along the first axis of a C-order volume walks it with a
+    large stride (6x slower on a 64 x 642 x 642 slice); a running maximum
+    over the planes gives the same indices. NaN (where NumPy's argmax
+    returns the first NaN) falls back to NumPy.
+    """
+    if xp is not np or p.ndim < 2 or p.shape[0] < 2 or np.isnan(p.sum(dtype=np.float64)):
+        return xp.argmax(p, axis=0)
+    best = p[0].copy()
+    index = np.zeros(p.shape[1:], dtype=np.intp)
+    better = np.empty(p.shape[1:], dtype=bool)
+    for k in range(1, p.shape[0]):
+        np.greater(p[k], best, out=better)  # strictly: ties keep the first plane, as argmax
+        np.copyto(index, k, where=better)
+        np.maximum(best, p[k], out=best)
+    return index
+
+
 def _take(xp, p, z):
     """``p[z[k, r, c], r, c]`` with ``z`` clipped into the volume."""
     return xp.take_along_axis(p, xp.clip(z, 0, p.shape[0] - 1), axis=0)
@@ -227,7 +247,7 @@ def detect_surface(
     n_z = v.shape[0]
     p = _smooth(xp, ndi, v, tile_size_px, lateral_sigma_px, axial_sigma_vox)
     z = xp.arange(n_z, dtype=xp.int32)[:, None, None]
-    z_peak = xp.argmax(p, axis=0)[None]
+    z_peak = _argmax_depth(xp, p)[None]
     floor = xp.where(z <= z_peak, p, xp.float32(np.inf)).min(axis=0)
     contrast = xp.take_along_axis(p, z_peak, axis=0)[0] - floor
     z_hi = xp.argmax(p > (floor + xp.float32(_TISSUE_FRACTION) * contrast)[None], axis=0).astype(xp.int32)
