@@ -37,6 +37,13 @@ MIN_NCC_PIXELS = 64
 #: SimpleITK pyramid: shrink factors and smoothing (pixels of the full level).
 PYRAMID_SHRINK = (4, 2, 1)
 PYRAMID_SIGMA_PX = (2.0, 1.0, 0.0)
+#: Share of the pixels the metric samples at each pyramid level, on a regular grid (ITK jitters it
+#: with a fixed seed: the result is reproducible). Measured on the 17 pairs of the ``medium``
+#: acquisition against the true rotations: all pixels 29.5 s of refinement, error max 0.080 deg
+#: (RMS 0.035); these shares 9.8 s, 0.087 deg (RMS 0.038), translations within 0.05 px of all
+#: pixels'. Dropping the full-resolution level instead was as fast but less accurate (0.110 deg).
+SAMPLING_PER_LEVEL = (1.0, 0.5, 0.1)
+SAMPLING_SEED = 1
 
 
 def prepare_plane(plane: np.ndarray) -> np.ndarray:
@@ -134,7 +141,8 @@ def refine_transform(fixed_plane: np.ndarray, moving_plane: np.ndarray, theta: f
         reg.SetMetricAsCorrelation()
     else:
         reg.SetMetricAsMeanSquares()
-    reg.SetMetricSamplingStrategy(reg.NONE)
+    reg.SetMetricSamplingStrategy(reg.REGULAR)
+    reg.SetMetricSamplingPercentagePerLevel(list(SAMPLING_PER_LEVEL), SAMPLING_SEED)
     reg.SetInterpolator(sitk.sitkLinear)
     reg.SetOptimizerAsRegularStepGradientDescent(learningRate=2.0, minStep=1e-4, numberOfIterations=300,
                                                  relaxationFactor=0.5, gradientMagnitudeTolerance=1e-8)
