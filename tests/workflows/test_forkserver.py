@@ -69,7 +69,8 @@ def test_a_worker_works_in_the_clients_folder_with_its_environment(server, tmp_p
     done = run_client(path, ["synth", "--preset", "tiny", "relative-out"], tmp_path)
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "relative-out" / "slice_z01").is_dir()
-    capped = run_client(path, ["synth", "--preset", "tiny", "other-out"], tmp_path, SERIALOCT_MAX_CPUS="abc")
+    large = {f"SERIALOCT_TEST_FILL_{k}": "x" * 100_000 for k in range(4)}  # a request larger than a socket buffer
+    capped = run_client(path, ["synth", "--preset", "tiny", "other-out"], tmp_path, SERIALOCT_MAX_CPUS="abc", **large)
     assert capped.returncode == 2 and "SERIALOCT_MAX_CPUS='abc'" in capped.stderr  # the client's environment, not the server's
     assert workers_of(process) == []
 

@@ -91,7 +91,8 @@ def run_in_worker(argv: list[str], path: str | None = None) -> int | None:
         sock.connect(path)
         fds = [fd for fd in (0, 1, 2) if _is_open(fd)]
         payload = json.dumps({"argv": argv, "cwd": os.getcwd(), "env": dict(os.environ), "umask": _umask(), "fds": fds}).encode()
-        socket.send_fds(sock, [_HEADER.pack(len(payload)) + payload], fds)
+        socket.send_fds(sock, [_HEADER.pack(len(payload))], fds)  # the descriptors ride on the first bytes
+        sock.sendall(payload)
         reply = sock.makefile("rb")
         first = reply.readline().split()
     except OSError:

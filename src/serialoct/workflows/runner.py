@@ -320,9 +320,10 @@ def run_workflow(
     container = execution.container if execution is not None else None
     command = "serialoct" if container else f"{sys.executable} -m serialoct"
     local = (execution is None or execution.is_local) and not container
-    server = _start_fork_server(output) if local else None
-    env = {**os.environ, forkserver.ENV: server[1]} if server else None
+    server = None
     try:
+        server = _start_fork_server(output) if local else None
+        env = {**os.environ, forkserver.ENV: server[1]} if server else None
         first = _write_config(output, workflow, config, {**(run_info or {}), "command": command, "skip_failed": False, "container": container})
         if dag is not None:
             _write_dag(workflow, output, first, profile_args, dag)
