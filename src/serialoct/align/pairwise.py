@@ -52,6 +52,7 @@ from typing import Literal, get_args
 import numpy as np
 
 from serialoct.align.planes import (
+    SAMPLING_PER_LEVEL,
     InitialAlignment,
     RegistrationMetric,
     TransformModel,
@@ -407,13 +408,15 @@ def register_pairwise(fixed: np.ndarray, moving: np.ndarray, *, voxel_size_mm: f
             continue
         refined.append(np.asarray(t0))
         z, _ = _match_depth(fixed_planes, moving_plane, mask, 0.0, t0, centre)
-        theta, t, metric = refine_transform(fixed_planes[z], moving_plane, 0.0, t0, centre, transform=params.transform, metric=params.metric)
+        theta, t, metric = refine_transform(fixed_planes[z], moving_plane, 0.0, t0, centre, transform=params.transform, metric=params.metric,
+                                            sampling=SAMPLING_PER_LEVEL)
         if best is None or metric < best[3]:
             best = (name, theta, t, metric, z)
     name, theta, t, metric, z = best
     z_new, zcorr = _match_depth(fixed_planes, moving_plane, mask, theta, t, centre)
     if z_new != z:  # the refined transform prefers another plane: refine there once
-        theta, t, metric = refine_transform(fixed_planes[z_new], moving_plane, theta, t, centre, transform=params.transform, metric=params.metric)
+        theta, t, metric = refine_transform(fixed_planes[z_new], moving_plane, theta, t, centre, transform=params.transform, metric=params.metric,
+                                            sampling=SAMPLING_PER_LEVEL)
         z, zcorr = _match_depth(fixed_planes, moving_plane, mask, theta, t, centre)
 
     status, reasons = "ok", []
