@@ -2,7 +2,7 @@
 
 A workflow job is ``python -m serialoct step NAME ...``, and on a local run
 much of a short job is Python importing NumPy, SciPy, zarr and SimpleITK
-(0.2-0.5 s of every job; a ``medium`` reconstruction runs about 250 jobs).
+(0.05-0.5 s of every job; a ``medium`` reconstruction runs about 250 jobs).
 The runner therefore starts a *fork server* (:func:`start`) that imports
 them once. A job's ``serialoct`` process, the *client*, finds the server
 through ``SERIALOCT_FORKSERVER``, hands it its arguments, working folder,
@@ -37,7 +37,7 @@ import socket
 import struct
 import sys
 
-__all__ = ["ENV", "STATS_COLUMNS", "PRELOAD", "run_in_worker", "start", "serve"]
+__all__ = ["ENV", "PRELOAD", "STATS_COLUMNS", "run_in_worker", "serve", "start", "stop"]
 
 ENV = "SERIALOCT_FORKSERVER"
 STATS_COLUMNS = ("step", "log", "exit", "wall_s", "cpu_s", "max_rss_mb")
