@@ -124,7 +124,7 @@ _INPUT_OUTPUT = (
           "Name of the brain used in output file names; empty derives it from the input path."),
     # The guide's CPU section says 1 for both workflows; this workflow's own table says 8.
     param("processes", 8, "int", "workflow", bounds=_AT_LEAST_1,
-          description="Worker processes inside one step."),
+          description="Threads of each series step (stack, interpolation, bias field, RAS, motor-only stack); per-slice and per-pair steps run one thread each, as many at once as the cores allow."),
 )
 
 _COMPUTE = (

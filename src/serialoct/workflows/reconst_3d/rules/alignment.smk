@@ -108,7 +108,7 @@ rule register_pairwise:
         "logs/register_pairwise/z{slice}.log",
     benchmark:
         "benchmarks/register_pairwise/z{slice}.tsv"
-    threads: config["processes"]
+    threads: PER_SLICE_THREADS
     resources:
         mem_mb=memory_mb("register_pairwise", config),
         runtime=runtime_min("register_pairwise"),

@@ -8,7 +8,7 @@ rule resample_mosaic_grid:
         "logs/resample_mosaic_grid/z{slice}.log",
     benchmark:
         "benchmarks/resample_mosaic_grid/z{slice}.tsv"
-    threads: config["processes"]
+    threads: PER_SLICE_THREADS
     resources:
         mem_mb=memory_mb("resample_mosaic_grid", config),
         runtime=runtime_min("resample_mosaic_grid"),
@@ -30,7 +30,7 @@ rule fix_focal_curvature:
         "logs/fix_focal_curvature/z{slice}.log",
     benchmark:
         "benchmarks/fix_focal_curvature/z{slice}.tsv"
-    threads: config["processes"]
+    threads: PER_SLICE_THREADS
     resources:
         mem_mb=memory_mb("fix_focal_curvature", config),
         runtime=runtime_min("fix_focal_curvature"),
@@ -52,7 +52,7 @@ rule fix_illumination:
         "logs/fix_illumination/z{slice}.log",
     benchmark:
         "benchmarks/fix_illumination/z{slice}.tsv"
-    threads: config["processes"]
+    threads: PER_SLICE_THREADS
     resources:
         mem_mb=memory_mb("fix_illumination", config),
         runtime=runtime_min("fix_illumination"),
