@@ -11,7 +11,7 @@ with ``v_k`` the warped plane, ``m_k`` its warped data mask (the pixels
 that are not exactly 0: the canvas padding of a slice is no data) and
 ``w_k`` the plan's z weights. Dividing by the warped mask keeps the values
 near a slice's edge and fills a blend zone where only one slice has data,
-instead of darkening it. Memory: one block plus one plane per slice.
+instead of darkening it. Memory: one block plus one plane per slice and thread.
 
 :func:`iter_blocks` cuts the output depth into blocks (a shard depth), so a
 step wrapper writes level 0 of the OME-Zarr shard by shard.
