@@ -53,6 +53,7 @@ def _configure_logging(verbose: bool) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    # forkserver.ENV, spelt out: importing the module for the name would cost every command its socket import
     if argv[:1] == ["step"] and os.environ.get("SERIALOCT_FORKSERVER"):
         from serialoct.workflows.forkserver import run_in_worker
 

@@ -284,14 +284,9 @@ def read_raw_frames(tile_dir: str | os.PathLike, info: TileInfo | None = None) -
     if len(parts) == 1:
         return parts[0]
     # Fortran order with the frames last: the files' bytes one after the other are the whole
-    # array's, so they are read into one buffer (np.concatenate would transpose to C order).
-    whole = np.empty(sum(p.size for p in parts), dtype="<f4")
-    at = 0
-    for part in parts:
-        flat = part.reshape(-1, order="F")
-        whole[at : at + flat.size] = flat
-        at += flat.size
-    return whole.reshape((info.n_z, info.n_alines, n_frames), order="F")
+    # array's. Joining them flat is one copy; joining the 3-D arrays would transpose to C order.
+    flat = np.concatenate([part.reshape(-1, order="F") for part in parts])
+    return flat.reshape((info.n_z, info.n_alines, n_frames), order="F")
 
 
 def camera_scan_start(frames: np.ndarray) -> int:

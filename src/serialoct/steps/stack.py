@@ -263,6 +263,7 @@ def run(args: argparse.Namespace) -> int:
 
     import numpy as np
 
+    from serialoct.compute import cpu_budget
     from serialoct.io.images import write_png
     from serialoct.io.jsonfile import read_json
     from serialoct.io.omezarr import export_zip, open_ome_zarr
@@ -274,7 +275,6 @@ def run(args: argparse.Namespace) -> int:
     from serialoct.stack.series import chain_arrays, chain_pairs, stack_order
     from serialoct.stack.transforms import TransformPolicy, resolve_transforms
     from serialoct.steps.alignment import begin_series, cached_volumes, slice_id_of, slice_shape, write_series_metrics, write_stack
-    from serialoct.compute import cpu_budget
 
     p, timer, space = begin_series(args, PARAMETERS)
     paths = {slice_id_of(path): path for path in args.inputs}

@@ -198,7 +198,7 @@ def serve(path: str, stats: str, preload: tuple[str, ...] = PRELOAD) -> None:
     listener.listen(128)
     from serialoct.steps import STEPS
 
-    # and every step module: `serialoct step` builds its parser from all of them
+    # The step modules too: `serialoct step` builds its parser from all of them.
     for name in (*preload, *(module for module, _, _ in STEPS.values())):
         try:
             importlib.import_module(name)
@@ -255,12 +255,10 @@ def _worker(conn: socket.socket, stats: str) -> None:
     """In the forked child: take over the client's job, run it, report its status; never returns."""
     import time
 
-    code = 1
     try:
         os.setsid()  # a process group of its own, which the client signals
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.default_int_handler)
-        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         conn.settimeout(30)
         request, fds = _receive(conn)
         conn.settimeout(None)
