@@ -56,6 +56,22 @@ def test_apply_cpu_limits_caps_loaded_blas_pools():
     assert out.stdout.strip() == "1"
 
 
+def test_apply_cpu_limits_caps_zarr_codec_threads_even_after_zarr_started_its_pool(tmp_path):
+    code = (
+        "import sys, threading, numpy, zarr\n"
+        "from serialoct.compute import apply_cpu_limits\n"
+        "zarr.config.set({'threading.max_workers': 4})\n"
+        "a = zarr.create_array(store=sys.argv[1], shape=(64, 64), chunks=(8, 8), dtype='f4')\n"
+        "a[:] = numpy.ones((64, 64), 'f4')  # zarr's pool starts with 4 threads\n"
+        "apply_cpu_limits(1)\n"
+        "for _ in range(5):\n"
+        "    a[:] = a[:] + 1\n"
+        "print(sum(t.name.startswith('zarr_pool') for t in threading.enumerate()), float(a[0, 0]))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "a.zarr")], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["1", "6.0"]
+
+
 def test_cpu_backend_is_numpy_and_to_numpy_is_identity():
     backend = get_backend(use_gpu=False)
     assert backend.xp is np and not backend.is_gpu

@@ -33,7 +33,7 @@ def busy_threads(command: list[str], env: dict) -> tuple[float, int]:
             break
         time.sleep(SAMPLE_S)
     proc.wait()
-    n = max(1, int(round(WINDOW_S / SAMPLE_S)))
+    n = min(max(1, int(round(WINDOW_S / SAMPLE_S))), len(samples) - 1)  # a run shorter than the window: all of it
     rates = [(samples[i + n][1] - samples[i][1]) / (samples[i + n][0] - samples[i][0]) for i in range(len(samples) - n)]
     return max(rates, default=0.0), proc.returncode
 

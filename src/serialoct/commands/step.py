@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 
+from serialoct.compute.cpu import cpu_budget, thread_env
 from serialoct.errors import OutputError, SerialOctError
 from serialoct.steps import STEPS
 
@@ -24,6 +26,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from serialoct.steps.records import FailureRecord, clear_failure, write_failure
 
+    # before the step loads NumPy: OpenBLAS and OpenMP size their thread pools when they load
+    os.environ.update(thread_env(cpu_budget()))
     module = importlib.import_module(STEPS[args.step][0])
     try:
         status = module.run(args)

@@ -4,7 +4,8 @@
 over ``SERIALOCT_RESERVED_CPUS`` (cores left free for the system), as the
 reference pipeline's ``max_cpus`` / ``reserved_cpus`` do. The cap reaches
 BLAS/OpenMP (environment for libraries not yet loaded, threadpoolctl for
-loaded ones), SimpleITK, dask and torch.
+loaded ones), SimpleITK, dask, torch and zarr (whose codecs compress and
+decompress chunks in a thread pool of its own).
 """
 
 from __future__ import annotations
@@ -88,7 +89,7 @@ def apply_cpu_limits(n_threads: int | None = None) -> int:
 
     Sets the environment for libraries loaded later and, for libraries already
     imported, their own controls (threadpoolctl for BLAS/OpenMP, SimpleITK,
-    torch, dask). Returns the cap.
+    torch, dask, zarr's codec threads). Returns the cap.
     """
     n = cpu_budget() if n_threads is None else max(1, int(n_threads))
     os.environ.update(thread_env(n))
@@ -104,5 +105,18 @@ def apply_cpu_limits(n_threads: int | None = None) -> int:
         import dask
 
         dask.config.set(num_workers=n, scheduler="threads")
+    _cap_zarr_threads(n)
     log.debug("thread pools capped at %d", n)
     return n
+
+
+def _cap_zarr_threads(n: int) -> None:
+    """zarr 3 runs codecs in its IO loop's executor, by default ``cpu_count + 4`` threads: cap it at ``n``."""
+    import zarr
+
+    zarr.config.set({"threading.max_workers": n})
+    from zarr.core import sync
+
+    executor = getattr(sync, "_executor", None)
+    if executor is not None and executor._max_workers != n:
+        sync.cleanup_resources()  # the next read or write starts a loop with an executor of n threads
