@@ -71,8 +71,6 @@ def run_preproc(raw: Path, out: Path, cores: int, axial_um: float) -> float:
 
 def rss_scaling(workdir: Path, grids: list[int]) -> list[tuple]:
     """Peak RSS of create_mosaic_grid on one slice of small-preset tiles, per grid size."""
-    import resource
-
     from serialoct.synth import preset, write_acquisition
     from serialoct.synth.config import with_overrides
 
@@ -87,10 +85,12 @@ def rss_scaling(workdir: Path, grids: list[int]) -> list[tuple]:
         out = raw.parent / "mosaic.ome.zarr"
         shutil.rmtree(out, ignore_errors=True)
         code = (
-            "import resource, sys\nfrom serialoct.cli import main\n"
+            "import sys\nfrom serialoct.cli import main\n"
             f"status = main(['step', 'create_mosaic_grid', '--input', {str(raw)!r}, '--slice', '00', '--output', {str(out)!r},"
             f" '--metrics', {str(out) + '.json'!r}, '--axial_resolution', '8', '--no-use_gpu', '--processes', '2'])\n"
-            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
+            # VmHWM, not getrusage's ru_maxrss: Linux carries the latter over exec from the forked
+            # parent, so a benchmark process grown by rendering would be measured instead of the step
+            "print(next(line.split()[1] for line in open('/proc/self/status') if line.startswith('VmHWM')))\n"
         )
         started = time.perf_counter()
         done = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)

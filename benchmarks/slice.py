@@ -45,9 +45,10 @@ def run_step(step: str, source: Path, out: Path, slice_id: str, extra: list[str]
     args = ["step", step, "--input", str(source), "--output", str(out), "--slice", slice_id,
             "--metrics", str(out) + ".json", "--no-use_gpu", *extra]
     code = (
-        "import resource, sys\nfrom serialoct.cli import main\n"
+        "import sys\nfrom serialoct.cli import main\n"
         f"status = main({args!r})\n"
-        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\nsys.exit(status)\n"
+        # VmHWM: ru_maxrss would carry this benchmark's own peak over the fork and exec
+        "print(next(line.split()[1] for line in open('/proc/self/status') if line.startswith('VmHWM')))\nsys.exit(status)\n"
     )
     started = time.perf_counter()
     done = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)

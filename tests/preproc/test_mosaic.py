@@ -1,10 +1,12 @@
-"""Claims about mosaic-grid layout, tile resampling and shard assembly."""
+"""Claims about mosaic-grid layout, tile resampling and where each tile lands."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from serialoct.preproc.mosaic import ShardRegion, assemble_shard, mosaic_layout
+from serialoct.io.omezarr import open_ome_zarr
+from serialoct.io.slices import write_mosaic_grid
+from serialoct.preproc.mosaic import ShardRegion, mosaic_layout
 
 
 def test_native_layout_keeps_tiles_whole_and_shards_hold_s_by_s_tiles():
@@ -20,9 +22,11 @@ def test_isotropic_layout_covers_the_same_field_of_view():
     assert layout.tile_shape == (20, 32, 32) and layout.voxel_size_um == (10.0, 10.0, 10.0)
 
 
-def test_assembly_places_tile_ix_iy_at_rows_ix_h_and_columns_iy_w(rng):
-    tiles = {(ix, iy): rng.uniform(size=(3, 4, 5)).astype(np.float32) for ix in range(2) for iy in range(2) if (ix, iy) != (1, 0)}
-    block = assemble_shard(ShardRegion(0, 0, 2, 2), tiles, (3, 4, 5))
-    np.testing.assert_array_equal(block[:, 4:8, 5:10], tiles[(1, 1)])
-    np.testing.assert_array_equal(block[:, 0:4, 5:10], tiles[(0, 1)])
-    assert not block[:, 4:8, 0:5].any()  # the hole stays zero
+def test_a_written_mosaic_grid_holds_tile_ix_iy_at_rows_ix_h_and_columns_iy_w(rng, tmp_path):
+    layout = mosaic_layout((3, 4, 5), (3, 3), (8.0, 10.0, 10.0), sharding_factor=2)  # edge shards hold fewer tiles
+    tiles = {(ix, iy): rng.uniform(size=(3, 4, 5)).astype(np.float32) for ix in range(3) for iy in range(3) if (ix, iy) != (1, 0)}
+    write_mosaic_grid(tmp_path / "grid.ome.zarr", layout, lambda ix, iy: tiles.get((ix, iy)), workers=2)
+    volume = open_ome_zarr(tmp_path / "grid.ome.zarr").read(0)
+    for (ix, iy), tile in tiles.items():
+        np.testing.assert_array_equal(volume[:, 4 * ix : 4 * ix + 4, 5 * iy : 5 * iy + 5], tile)
+    assert not volume[:, 4:8, 0:5].any()  # the hole reads zero

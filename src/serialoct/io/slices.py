@@ -20,7 +20,8 @@ import numpy as np
 
 from serialoct.errors import FormatError
 from serialoct.io.omezarr import create_ome_zarr, open_ome_zarr
-from serialoct.preproc.mosaic import MosaicLayout, assemble_shard
+from serialoct.io.shards import write_shard
+from serialoct.preproc.mosaic import MosaicLayout
 
 __all__ = ["MosaicGrid", "open_mosaic_grid", "write_mosaic_grid", "StitchedSlice", "read_slice", "write_slice", "SLICE_CHUNK"]
 
@@ -113,9 +114,11 @@ def write_mosaic_grid(
     ``before_commit`` may raise to discard it (a check over all tiles).
     """
     voxel_mm = tuple(v / 1000.0 for v in layout.voxel_size_um)
+    factor = layout.sharding_factor
 
-    def write(out, region, tiles):
-        out.array[layout.region_slices(region)] = assemble_shard(region, tiles, layout.tile_shape)
+    def write(out, region, tiles):  # a chunk is a tile: the shard's tiles encoded as they are, no block pasted
+        chunks = {(0, ix - region.ix0, iy - region.iy0): tile for (ix, iy), tile in tiles.items()}
+        write_shard(out.array, (0, region.ix0 // factor, region.iy0 // factor), chunks)
 
     in_flight = []
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool, create_ome_zarr(

@@ -12,14 +12,12 @@ shard, whatever the grid size.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass
-
-import numpy as np
 
 from serialoct.correct.resample import resampled_tile_shape
 
-__all__ = ["MosaicLayout", "ShardRegion", "mosaic_layout", "assemble_shard"]
+__all__ = ["MosaicLayout", "ShardRegion", "mosaic_layout"]
 
 
 @dataclass(frozen=True)
@@ -76,15 +74,6 @@ class MosaicLayout:
             for iy0 in range(0, gy, s):
                 yield ShardRegion(ix0, iy0, min(s, gx - ix0), min(s, gy - iy0))
 
-    def region_slices(self, region: ShardRegion) -> tuple[slice, slice, slice]:
-        """Where a shard's block goes in the level-0 array."""
-        _, h, w = self.tile_shape
-        return (
-            slice(None),
-            slice(region.ix0 * h, (region.ix0 + region.n_x) * h),
-            slice(region.iy0 * w, (region.iy0 + region.n_y) * w),
-        )
-
 
 def mosaic_layout(
     tile_shape: tuple[int, int, int],
@@ -115,32 +104,3 @@ def mosaic_layout(
         return MosaicLayout(tuple(tile_shape), tuple(grid_shape), tuple(native_voxel_um), sharding_factor)
     out = resampled_tile_shape(tuple(tile_shape), tuple(native_voxel_um), resolution_um=resolution_um)
     return MosaicLayout(out, tuple(grid_shape), (float(resolution_um),) * 3, sharding_factor)
-
-
-def assemble_shard(region: ShardRegion, tiles: Mapping[tuple[int, int], np.ndarray], tile_shape: tuple[int, int, int]) -> np.ndarray:
-    """Paste a shard's tiles edge to edge; grid positions without a tile stay 0.
-
-    Parameters
-    ----------
-    region : ShardRegion
-        Which tiles the shard holds.
-    tiles : mapping of (ix, iy) to ndarray of shape tile_shape
-        The decoded (and resampled) tiles available in the region.
-    tile_shape : (int, int, int)
-        ``(z, h, w)``.
-
-    Returns
-    -------
-    ndarray, shape (z, n_x * h, n_y * w), float32
-    """
-    z, h, w = tile_shape
-    block = np.zeros((z, region.n_x * h, region.n_y * w), dtype=np.float32)
-    for ix, iy in region.tile_indices():
-        tile = tiles.get((ix, iy))
-        if tile is None:
-            continue
-        if tuple(tile.shape) != tuple(tile_shape):
-            raise ValueError(f"tile ({ix}, {iy}) has shape {tile.shape}, expected {tuple(tile_shape)}")
-        r, c = (ix - region.ix0) * h, (iy - region.iy0) * w
-        block[:, r : r + h, c : c + w] = tile
-    return block

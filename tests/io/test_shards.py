@@ -1,0 +1,98 @@
+"""A shard written whole from its chunks is the shard zarr would have written."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import zarr
+
+from serialoct.io.omezarr import create_ome_zarr, open_ome_zarr
+from serialoct.io.shards import write_shard
+
+CHUNK = (3, 4, 5)
+
+
+def _tiles(rng, grid):
+    """Noisy chunks on a grid of chunks, one left out (a hole)."""
+    return {(0, ix, iy): rng.gamma(2.0, size=CHUNK).astype(np.float32) for ix in range(grid[0]) for iy in range(grid[1]) if (ix, iy) != (1, 0)}
+
+
+def _expected(tiles, grid):
+    block = np.zeros((CHUNK[0], grid[0] * CHUNK[1], grid[1] * CHUNK[2]), np.float32)
+    for (_, ix, iy), tile in tiles.items():
+        block[:, ix * CHUNK[1] : (ix + 1) * CHUNK[1], iy * CHUNK[2] : (iy + 1) * CHUNK[2]] = tile
+    return block
+
+
+def _write_by_shard(array, tiles, per_shard):
+    shards = {}
+    for (z, ix, iy), tile in tiles.items():
+        shards.setdefault((z, ix // per_shard, iy // per_shard), {})[(0, ix % per_shard, iy % per_shard)] = tile
+    for shard, chunks in shards.items():
+        write_shard(array, shard, chunks)
+
+
+def test_shards_written_from_their_chunks_read_back_through_zarr_with_holes_as_zero(rng, tmp_path):
+    grid, per_shard = (3, 5), 2  # shards at the edges hang over the array
+    tiles = _tiles(rng, grid)
+    with create_ome_zarr(tmp_path / "a.ome.zarr", _expected(tiles, grid).shape, voxel_size_mm=(0.01,) * 3, chunks=CHUNK,
+                         shards=(CHUNK[0], per_shard * CHUNK[1], per_shard * CHUNK[2])) as out:
+        _write_by_shard(out.array, tiles, per_shard)
+    np.testing.assert_array_equal(open_ome_zarr(tmp_path / "a.ome.zarr").read(0), _expected(tiles, grid))
+
+
+def test_a_shard_file_holds_what_zarr_writes_for_the_same_block(rng, tmp_path):
+    tiles = _tiles(rng, (2, 2))
+    arrays = []
+    for name in ("ours", "zarr"):
+        with create_ome_zarr(tmp_path / f"{name}.ome.zarr", (3, 8, 10), voxel_size_mm=(0.01,) * 3, chunks=CHUNK, shards=(3, 8, 10)) as out:
+            if name == "ours":
+                write_shard(out.array, (0, 0, 0), {(0, ix, iy): t for (_, ix, iy), t in tiles.items()})
+            else:
+                out.array[...] = _expected(tiles, (2, 2))
+        arrays.append(zarr.open_array(tmp_path / f"{name}.ome.zarr" / "0"))
+    ours, theirs = (a.store_path.store.root / a.store_path.path / a.metadata.encode_chunk_key((0, 0, 0)) for a in arrays)
+    assert ours.stat().st_size == theirs.stat().st_size  # same encoded chunks, same index (in another order)
+    np.testing.assert_array_equal(arrays[0][...], arrays[1][...])
+
+
+def test_a_corrupted_shard_index_fails_to_read(rng, tmp_path):
+    with create_ome_zarr(tmp_path / "a.ome.zarr", (3, 8, 10), voxel_size_mm=(0.01,) * 3, chunks=CHUNK, shards=(3, 8, 10)) as out:
+        write_shard(out.array, (0, 0, 0), {(0, 0, 0): rng.gamma(2.0, size=CHUNK).astype(np.float32)})
+    shard = tmp_path / "a.ome.zarr" / "0" / "c" / "0" / "0" / "0"
+    data = bytearray(shard.read_bytes())
+    data[-10] ^= 0xFF  # inside the index: its crc32c no longer matches
+    shard.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match="checksum"):
+        zarr.open_array(tmp_path / "a.ome.zarr" / "0")[...]
+
+
+def test_an_empty_shard_leaves_no_file_and_reads_zero(tmp_path):
+    with create_ome_zarr(tmp_path / "a.ome.zarr", (3, 8, 10), voxel_size_mm=(0.01,) * 3, chunks=CHUNK, shards=(3, 8, 10)) as out:
+        write_shard(out.array, (0, 0, 0), {})
+    assert not (tmp_path / "a.ome.zarr" / "0" / "c").exists()
+    assert not open_ome_zarr(tmp_path / "a.ome.zarr").read(0).any()
+
+
+@pytest.mark.parametrize("layout", ["unsharded", "other codec"])
+def test_arrays_in_another_layout_are_written_through_zarr(rng, tmp_path, layout):
+    grid = (3, 2)
+    tiles = _tiles(rng, grid)
+    shape = _expected(tiles, grid).shape
+    if layout == "unsharded":
+        array = zarr.create_array(tmp_path / "a.zarr", shape=shape, chunks=CHUNK, dtype="f4", fill_value=0)
+        per_shard = 1
+    else:
+        array = zarr.create_array(tmp_path / "a.zarr", shape=shape, chunks=CHUNK, shards=(3, 8, 10), dtype="f4", fill_value=0,
+                                  compressors=zarr.codecs.BloscCodec())
+        per_shard = 2
+    _write_by_shard(array, tiles, per_shard)
+    np.testing.assert_array_equal(array[...], _expected(tiles, grid))
+
+
+def test_a_chunk_of_the_wrong_shape_or_outside_the_shard_is_refused(tmp_path):
+    with create_ome_zarr(tmp_path / "a.ome.zarr", (3, 8, 10), voxel_size_mm=(0.01,) * 3, chunks=CHUNK, shards=(3, 8, 10)) as out:
+        with pytest.raises(ValueError, match="expected"):
+            write_shard(out.array, (0, 0, 0), {(0, 0, 0): np.zeros((3, 4, 4), np.float32)})
+        with pytest.raises(ValueError, match="outside"):
+            write_shard(out.array, (0, 0, 0), {(0, 2, 0): np.zeros(CHUNK, np.float32)})
