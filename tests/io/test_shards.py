@@ -7,7 +7,7 @@ import pytest
 import zarr
 
 from serialoct.io.omezarr import create_ome_zarr, open_ome_zarr
-from serialoct.io.shards import write_shard
+from serialoct.io.shards import write_shard, write_volume
 
 CHUNK = (3, 4, 5)
 
@@ -96,3 +96,22 @@ def test_a_chunk_of_the_wrong_shape_or_outside_the_shard_is_refused(tmp_path):
             write_shard(out.array, (0, 0, 0), {(0, 0, 0): np.zeros((3, 4, 4), np.float32)})
         with pytest.raises(ValueError, match="outside"):
             write_shard(out.array, (0, 0, 0), {(0, 2, 0): np.zeros(CHUNK, np.float32)})
+
+
+def test_a_volume_written_shard_by_shard_reads_back_whole_and_stores_no_empty_chunk(rng, tmp_path):
+    volume = rng.gamma(2.0, size=(3, 11, 13)).astype(np.float32)  # edge chunks are partial, edge shards hang over
+    volume[:, :4, :] = 0  # the first row of chunks is empty
+    with create_ome_zarr(tmp_path / "a.ome.zarr", volume.shape, voxel_size_mm=(0.01,) * 3, chunks=CHUNK, shards=(3, 8, 10)) as out:
+        write_volume(out.array, volume)
+    np.testing.assert_array_equal(open_ome_zarr(tmp_path / "a.ome.zarr").read(0), volume)
+    index = np.frombuffer((tmp_path / "a.ome.zarr" / "0" / "c" / "0" / "0" / "0").read_bytes()[-4 - 4 * 16 : -4], "<u8").reshape(2, 2, 2)
+    assert (index[0, :, 0] == 2**64 - 1).all() and (index[1, :, 0] != 2**64 - 1).all()  # row 0 of chunks not stored
+
+
+def test_a_volume_for_an_unsharded_array_is_written_by_zarr_and_a_wrong_shape_refused(rng, tmp_path):
+    volume = rng.gamma(2.0, size=(3, 11, 13)).astype(np.float32)
+    array = zarr.create_array(tmp_path / "a.zarr", shape=volume.shape, chunks=CHUNK, dtype="f4", fill_value=0)
+    write_volume(array, volume)
+    np.testing.assert_array_equal(array[...], volume)
+    with pytest.raises(ValueError, match="shape"):
+        write_volume(array, volume[:, :10])

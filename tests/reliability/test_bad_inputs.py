@@ -213,11 +213,13 @@ def test_a_broken_header_ends_the_run_with_its_path_after_recording_the_slice(ra
 
 @pytest.fixture
 def corrupted_mosaic(reference_run, tmp_path) -> Path:
-    """A copy of slice 01's mosaic grid with one byte of tile (0, 1)'s compressed data flipped."""
+    """A copy of slice 01's mosaic grid with one byte in the middle of chunk (0, 1, 0)'s compressed data flipped."""
     store = Path(shutil.copytree(reference_run.out / "mosaic_grid_3d_z01.ome.zarr", tmp_path / "mosaic_grid_3d_z01.ome.zarr"))
     shard = store / "0" / "c" / "0" / "0" / "0"
     data = bytearray(shard.read_bytes())
-    data[len(data) // 3] ^= 0xFF
+    index = np.frombuffer(bytes(data[-4 - 4 * 16 : -4]), "<u8").reshape(2, 2, 2)  # the shard's 2 x 2 chunks: (offset, length)
+    offset, length = index[1, 0]
+    data[int(offset + length // 2)] ^= 0xFF
     shard.write_bytes(bytes(data))
     return store
 

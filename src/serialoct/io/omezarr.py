@@ -33,6 +33,7 @@ import zarr
 from serialoct.errors import FormatError, InputError
 from serialoct.io.atomic import atomic_output
 from serialoct.io.pyramid import level_shape, level_layout, pyramid_voxel_sizes_mm, write_level
+from serialoct.io.shards import write_volume
 from serialoct.io.ngff import (
     Axis,
     Dataset,
@@ -279,7 +280,7 @@ def write_ome_zarr(
         name=name,
         axes_orientation=axes_orientation,
     ) as out:
-        out.array[...] = data
+        write_volume(out.array, data)
     return Path(path)
 
 

@@ -20,7 +20,7 @@ import numpy as np
 
 from serialoct.errors import FormatError
 from serialoct.io.omezarr import create_ome_zarr, open_ome_zarr
-from serialoct.io.shards import write_shard
+from serialoct.io.shards import write_shard, write_volume
 from serialoct.preproc.mosaic import MosaicLayout
 
 __all__ = ["MosaicGrid", "open_mosaic_grid", "write_mosaic_grid", "StitchedSlice", "read_slice", "write_slice", "SLICE_CHUNK"]
@@ -171,4 +171,4 @@ def write_slice(
     with create_ome_zarr(
         path, volume.shape, voxel_size_mm=tuple(v / 1000.0 for v in voxel_size_um), chunks=chunks, shards=shards, extra_attrs=extra
     ) as out:
-        out.array[...] = volume
+        write_volume(out.array, volume)

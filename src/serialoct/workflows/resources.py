@@ -119,7 +119,8 @@ def mosaic_memory_mb(
     ``processes`` tiles are decoded at once (each: its raw frames, the
     decoded tile and its resampled copy) while up to ``processes`` shards are
     being written and one more is assembled; a shard in flight holds its
-    tiles and the assembled array, twice ``shard_tiles`` output tiles.
+    tiles and their encoded bytes (as large for data that does not
+    compress), twice ``shard_tiles`` output tiles.
 
     Examples
     --------
