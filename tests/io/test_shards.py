@@ -7,7 +7,7 @@ import pytest
 import zarr
 
 from serialoct.io.omezarr import create_ome_zarr, open_ome_zarr
-from serialoct.io.shards import write_shard, write_volume
+from serialoct.io.shards import write_region, write_shard, write_volume
 
 CHUNK = (3, 4, 5)
 
@@ -115,3 +115,16 @@ def test_a_volume_for_an_unsharded_array_is_written_by_zarr_and_a_wrong_shape_re
     np.testing.assert_array_equal(array[...], volume)
     with pytest.raises(ValueError, match="shape"):
         write_volume(array, volume[:, :10])
+
+
+def test_blocks_of_whole_shards_written_one_by_one_make_the_volume_and_a_misaligned_block_is_refused(rng, tmp_path):
+    volume = rng.gamma(2.0, size=(3, 11, 13)).astype(np.float32)
+    with create_ome_zarr(tmp_path / "a.ome.zarr", volume.shape, voxel_size_mm=(0.01,) * 3, chunks=CHUNK, shards=(3, 8, 10)) as out:
+        for r0 in (0, 8):
+            for c0 in (0, 10):
+                write_region(out.array, (0, r0, c0), volume[:, r0 : r0 + 8, c0 : c0 + 10])
+        with pytest.raises(ValueError, match="whole shards"):
+            write_region(out.array, (0, 4, 0), volume[:, 4:8, :10])
+        with pytest.raises(ValueError, match="does not fit"):
+            write_region(out.array, (0, 8, 10), volume)
+    np.testing.assert_array_equal(open_ome_zarr(tmp_path / "a.ome.zarr").read(0), volume)

@@ -18,6 +18,8 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 import zarr
 
+from serialoct.io.shards import write_region
+
 __all__ = ["level_layout", "level_shape", "pyramid_voxel_sizes_mm", "write_level"]
 
 logger = logging.getLogger(__name__)
@@ -153,4 +155,4 @@ def write_level(src: zarr.Array, dst: zarr.Array, factors: Sequence[float], *, w
                 buf[tuple(slice(a, b) for a, b in zip(c0, c1))] = _cast(_downsample_region(src, factors, out0, out1), dst.dtype)
 
             list(pool.map(fill, _block_starts(buf.shape, dst.chunks)))
-            dst[tuple(slice(a, b) for a, b in zip(w0, w1))] = buf
+            write_region(dst, w0, buf)

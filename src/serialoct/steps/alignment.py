@@ -177,6 +177,7 @@ def write_stack(out, plan, p: Mapping, render, *, extra_attrs: Mapping, workers:
 
     from serialoct.io.images import write_png
     from serialoct.io.omezarr import create_ome_zarr, open_ome_zarr
+    from serialoct.io.shards import write_region
     from serialoct.report.previews import orthogonal_views
     from serialoct.stack.plan import pyramid_levels
     from serialoct.stack.render import iter_blocks
@@ -192,6 +193,6 @@ def write_stack(out, plan, p: Mapping, render, *, extra_attrs: Mapping, workers:
                          pyramid_resolutions_um=levels[1:], make_isotropic=p["pyramid_make_isotropic"],
                          name=out.name.removesuffix(".ome.zarr"), extra_attrs=dict(extra_attrs), workers=workers) as writer:
         for z0, z1 in iter_blocks(plan, block):
-            writer.array[z0:z1] = render(z0, z1)
+            write_region(writer.array, (z0, 0, 0), render(z0, z1))
     write_png(out.with_name(out.name.removesuffix(".ome.zarr") + ".png"), orthogonal_views(open_ome_zarr(out).level(0)))
     return levels

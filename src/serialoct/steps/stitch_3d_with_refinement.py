@@ -34,6 +34,7 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from serialoct.io.omezarr import create_ome_zarr
+    from serialoct.io.shards import write_region
     from serialoct.io.slices import SLICE_CHUNK, SLICE_SHARD_FACTOR
     from serialoct.io.tables import Metric
     from serialoct.steps.slice_step import begin, write_step_metrics
@@ -65,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
             for c0 in range(0, cols, BLOCK_PX):
                 region = (r0, min(rows, r0 + BLOCK_PX), c0, min(cols, c0 + BLOCK_PX))
                 block = blend_region(get_tile, placement, region, method=p["stitch_blending_method"], backend=backend)
-                out.array[:, region[0] : region[1], region[2] : region[3]] = block
+                write_region(out.array, (0, region[0], region[2]), block)
 
     if p["save_refinement_data"]:  # diagnostics/refined_stitch/ beside the step's folder
         from pathlib import Path

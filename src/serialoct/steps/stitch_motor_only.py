@@ -39,6 +39,7 @@ def run(args: argparse.Namespace) -> int:
     from serialoct.diagnostics import motor_only_placement
     from serialoct.io.images import write_png
     from serialoct.io.omezarr import create_ome_zarr
+    from serialoct.io.shards import write_region
     from serialoct.io.slices import SLICE_CHUNK, SLICE_SHARD_FACTOR
     from serialoct.io.tables import Metric
     from serialoct.report.previews import to_uint8
@@ -67,8 +68,8 @@ def run(args: argparse.Namespace) -> int:
         for r0 in range(0, rows, BLOCK_PX):
             for c0 in range(0, cols, BLOCK_PX):
                 region = (r0, min(rows, r0 + BLOCK_PX), c0, min(cols, c0 + BLOCK_PX))
-                out.array[:, region[0] : region[1], region[2] : region[3]] = blend_region(get_tile, placement, region, method=method,
-                                                                                          backend=backend)
+                block = blend_region(get_tile, placement, region, method=method, backend=backend)
+                write_region(out.array, (0, region[0], region[2]), block)
     flat = {t: image[None] for t, image in loaded.projections.items()}
     blended = blend_slice(flat, placement, method=method, backend=backend)[0]
     write_png(preview_path(args.output), to_uint8(blended))
