@@ -23,10 +23,15 @@ from serialoct.io.omezarr import create_ome_zarr, open_ome_zarr
 from serialoct.io.shards import write_shard, write_volume
 from serialoct.preproc.mosaic import MosaicLayout
 
-__all__ = ["MosaicGrid", "open_mosaic_grid", "write_mosaic_grid", "StitchedSlice", "read_slice", "write_slice", "SLICE_CHUNK"]
+__all__ = ["MosaicGrid", "open_mosaic_grid", "write_mosaic_grid", "StitchedSlice", "read_slice", "read_planes", "slice_layout",
+           "write_slice", "SLICE_CHUNK"]
 
-#: Lateral chunk of a stitched slice: whole depth per chunk, so an A-line is one read.
+#: Lateral chunk of a stitched slice, in pixels.
 SLICE_CHUNK = 128
+#: Planes per chunk of a stitched slice: what needs a few planes of each slice (the stack's depth matching and
+#: intensity steps) decodes those chunks only. A shard spans the whole depth, so an A-line is still one file.
+SLICE_DEPTH_CHUNK = 16
+#: Lateral chunks per shard, along each axis.
 SLICE_SHARD_FACTOR = 4
 
 
@@ -137,6 +142,15 @@ def write_mosaic_grid(
             before_commit()
 
 
+def slice_layout(shape: tuple[int, int, int]) -> tuple[tuple[int, int, int], tuple[int, int, int]]:
+    """``(chunks, shards)`` of a stitched slice of ``shape``: chunks of ``SLICE_DEPTH_CHUNK`` planes and
+    ``SLICE_CHUNK`` pixels, shards of the whole depth and ``SLICE_SHARD_FACTOR`` chunks along each lateral axis."""
+    z, rows, cols = (int(n) for n in shape)
+    chunks = (min(SLICE_DEPTH_CHUNK, z), min(SLICE_CHUNK, rows), min(SLICE_CHUNK, cols))
+    lateral = [-(-min(n, c * SLICE_SHARD_FACTOR) // c) * c for n, c in zip((rows, cols), chunks[1:])]
+    return chunks, (-(-z // chunks[0]) * chunks[0], *lateral)
+
+
 @dataclass(frozen=True, eq=False)
 class StitchedSlice:
     """A stitched slice read whole: the volume, its voxel size and serialoct's attributes."""
@@ -156,6 +170,12 @@ def read_slice(path: str | os.PathLike) -> StitchedSlice:
     )
 
 
+def read_planes(path: str | os.PathLike, start: int, stop: int) -> np.ndarray:
+    """Planes ``start .. stop - 1`` of a stitched slice (level 0), clipped to its depth; only their chunks are decoded."""
+    array = open_ome_zarr(path).level(0)
+    return np.asarray(array[max(0, start) : min(stop, array.shape[0])], dtype=np.float32)
+
+
 def write_slice(
     path: str | os.PathLike,
     volume: np.ndarray,
@@ -163,11 +183,8 @@ def write_slice(
     *,
     extra: Mapping[str, Any] | None = None,
 ) -> None:
-    """Write a stitched slice: chunks span the whole depth and ``SLICE_CHUNK`` pixels laterally."""
-    z, rows, cols = volume.shape
-    chunks = (z, min(SLICE_CHUNK, rows), min(SLICE_CHUNK, cols))
-    shards = (z, min(rows, chunks[1] * SLICE_SHARD_FACTOR), min(cols, chunks[2] * SLICE_SHARD_FACTOR))
-    shards = (z, -(-shards[1] // chunks[1]) * chunks[1], -(-shards[2] // chunks[2]) * chunks[2])
+    """Write a stitched slice in the layout of :func:`slice_layout`."""
+    chunks, shards = slice_layout(volume.shape)
     with create_ome_zarr(
         path, volume.shape, voxel_size_mm=tuple(v / 1000.0 for v in voxel_size_um), chunks=chunks, shards=shards, extra_attrs=extra
     ) as out:

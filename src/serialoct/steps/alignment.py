@@ -19,7 +19,7 @@ from serialoct.steps.options import add_parameter_options
 WORKFLOW = "reconst_3d"
 
 __all__ = [
-    "CACHED_SLICES", "CommonSpace", "WORKFLOW", "add_series_arguments", "begin_series", "cached_volumes", "load_slice_config", "read_common_space",
+    "CACHED_SLICES", "CommonSpace", "SliceCache", "WORKFLOW", "add_series_arguments", "begin_series", "cached_volumes", "load_slice_config", "read_common_space",
     "read_in_canvas", "slice_id_of", "slice_shape", "write_series_metrics", "write_stack",
 ]
 
@@ -146,17 +146,44 @@ def write_series_metrics(path, step: str, params: Mapping, metrics: Mapping, ela
 CACHED_SLICES = 3
 
 
-def cached_volumes(paths: Mapping[str, str]):
-    """``volume(slice_id)``: a slice read whole, the last :data:`CACHED_SLICES` kept (memory does not grow with the series)."""
-    import functools
+def cached_volumes(paths: Mapping[str, str]) -> "SliceCache":
+    """The series' slices read on demand (:class:`SliceCache`)."""
+    return SliceCache(paths)
 
-    from serialoct.io.slices import read_slice
 
-    @functools.lru_cache(maxsize=CACHED_SLICES)
-    def volume(slice_id: str):
-        return read_slice(paths[slice_id]).volume
+class SliceCache:
+    """``cache(slice_id)``: a slice read whole, the last :data:`CACHED_SLICES` kept (memory does not grow with
+    the series); ``cache.planes(slice_id, a, b)``: planes ``a .. b - 1``, from a slice held whole, else only their
+    chunks read; ``cache.depth(slice_id)``: its number of planes."""
 
-    return volume
+    def __init__(self, paths: Mapping[str, str]):
+        from collections import OrderedDict
+
+        self._paths = dict(paths)
+        self._held = OrderedDict()
+
+    def __call__(self, slice_id: str):
+        from serialoct.io.slices import read_slice
+
+        if slice_id in self._held:
+            self._held.move_to_end(slice_id)
+        else:
+            self._held[slice_id] = read_slice(self._paths[slice_id]).volume
+            while len(self._held) > CACHED_SLICES:
+                self._held.popitem(last=False)
+        return self._held[slice_id]
+
+    def planes(self, slice_id: str, start: int, stop: int):
+        from serialoct.io.slices import read_planes
+
+        if slice_id in self._held:
+            return self._held[slice_id][max(0, start) : stop]
+        return read_planes(self._paths[slice_id], start, stop)
+
+    def depth(self, slice_id: str) -> int:
+        if slice_id in self._held:
+            return int(self._held[slice_id].shape[0])
+        return slice_shape(self._paths[slice_id])[0]
 
 
 def slice_shape(path) -> tuple[int, int, int]:

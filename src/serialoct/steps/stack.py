@@ -156,10 +156,10 @@ def _depth_offsets(ids, links, volume, in_canvas, p, voxel_um: float) -> tuple[d
         if not p["use_expected_z_overlap"] and link.z_offset_planes is not None and link.z_correlation >= p["z_overlap_min_corr"]:
             offset = int(link.z_offset_planes)
         refine = p["stack_blend_z_refine_vox"]
-        m = min(p["moving_slice_first_index"], volume(sid).shape[0] - 1) if refine > 0 else 0
-        if refine > 0 and link.confidence >= p["blend_z_refine_min_confidence"] and offset + m < volume(above).shape[0]:
-            upper = volume(above)[offset + m : offset + m + refine + 1]
-            match = match_z_offset(in_canvas(above, upper), in_canvas(sid, volume(sid)[m]), expected_planes=offset + m,
+        m = min(p["moving_slice_first_index"], volume.depth(sid) - 1) if refine > 0 else 0
+        if refine > 0 and link.confidence >= p["blend_z_refine_min_confidence"] and offset + m < volume.depth(above):
+            upper = volume.planes(above, offset + m, offset + m + refine + 1)
+            match = match_z_offset(in_canvas(above, upper), in_canvas(sid, volume.planes(sid, m, m + 1)[0]), expected_planes=offset + m,
                                    search_planes=(0, refine), min_ncc=p["z_overlap_min_corr"], upper_start=offset + m)
             offset = match.offset_planes - m
         offset = max(1, offset)
@@ -197,7 +197,7 @@ def _refine_overlaps(ids, z_notes, transforms, volume, in_canvas, first_plane: i
         if sid not in z_notes:
             continue
         offset, m = z_notes[sid]["used"], first_plane
-        upper, lower = volume(above)[offset + m : offset + m + OVERLAP_PLANES], volume(sid)[m : m + OVERLAP_PLANES]
+        upper, lower = volume.planes(above, offset + m, offset + m + OVERLAP_PLANES), volume.planes(sid, m, m + OVERLAP_PLANES)
         if len(upper) == 0 or len(lower) == 0:
             continue
         a, b = in_canvas(above, upper, out).mean(axis=0), in_canvas(sid, lower, out).mean(axis=0)
@@ -238,8 +238,8 @@ def _intensity_gains(plan, by_index, volume, in_canvas, to_frame, map_sigma_px: 
         if n < 1:
             ratios[sid] = None
             continue
-        upper = in_canvas(above, volume(above)[first : first + n].mean(axis=0))
-        lower = in_canvas(sid, volume(sid)[SURFACE_PLANES : SURFACE_PLANES + n].mean(axis=0))
+        upper = in_canvas(above, volume.planes(above, first, first + n).mean(axis=0))
+        lower = in_canvas(sid, volume.planes(sid, SURFACE_PLANES, SURFACE_PLANES + n).mean(axis=0))
         ratios[sid] = overlap_ratio(upper, lower)
         if map_sigma_px > 0 and ratios[sid] is not None:
             maps[above] = (to_frame(above, overlap_gain_map(upper, lower, sigma_px=map_sigma_px)), first + n / 2.0)

@@ -35,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
 
     from serialoct.io.omezarr import create_ome_zarr
     from serialoct.io.shards import write_region
-    from serialoct.io.slices import SLICE_CHUNK, SLICE_SHARD_FACTOR
+    from serialoct.io.slices import slice_layout
     from serialoct.io.tables import Metric
     from serialoct.steps.slice_step import begin, write_step_metrics
     from serialoct.steps.stitch_inputs import load_slice_tiles
@@ -54,8 +54,7 @@ def run(args: argparse.Namespace) -> int:
 
     z = loaded.grid.tile_shape[0]
     rows, cols = placement.canvas_shape
-    chunks = (z, min(SLICE_CHUNK, rows), min(SLICE_CHUNK, cols))
-    shards = (z, chunks[1] * SLICE_SHARD_FACTOR, chunks[2] * SLICE_SHARD_FACTOR)
+    chunks, shards = slice_layout((z, rows, cols))
     voxel_mm = tuple(v / 1000.0 for v in loaded.grid.voxel_size_um)
     get_tile = lambda t: np.asarray(loaded.tiles[t], dtype=np.float32)  # noqa: E731 - read on demand
     extra = {**{k: v for k, v in loaded.grid.extra.items() if k != "stage_positions_mm"},
