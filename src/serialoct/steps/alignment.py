@@ -116,20 +116,20 @@ def begin_series(args: argparse.Namespace, parameters: Sequence[str]):
 def read_in_canvas(path: str | Path, space: CommonSpace, slice_id: str, planes=None):
     """A normalised slice placed in the canvas: ``(Z, rows, cols)`` float32, 0 outside the slice.
 
-    ``planes`` (a range), when given, names the planes to place; the others
-    stay 0: warping is most of the cost, and a registration reads a few
-    planes of each slice.
+    ``planes`` (a range), when given, names the planes to read and place; the
+    others stay 0: a registration compares a few planes of each slice.
     """
     import numpy as np
 
-    from serialoct.io.slices import read_slice
+    from serialoct.io.slices import read_planes, read_slice
     from serialoct.stack.render import warp_to_canvas
 
-    volume = read_slice(path).volume
     if planes is None:
-        return warp_to_canvas(volume, space.shape, offset_px=space.positions_px[slice_id])
-    out = np.zeros((volume.shape[0], *space.shape), dtype=np.float32)
-    out[planes] = warp_to_canvas(volume[planes], space.shape, offset_px=space.positions_px[slice_id])
+        return warp_to_canvas(read_slice(path).volume, space.shape, offset_px=space.positions_px[slice_id])
+    out = np.zeros((slice_shape(path)[0], *space.shape), dtype=np.float32)
+    if len(planes):  # only their chunks are read
+        out[planes] = warp_to_canvas(read_planes(path, planes[0], planes[-1] + 1)[:: planes.step], space.shape,
+                                     offset_px=space.positions_px[slice_id])
     return out
 
 
