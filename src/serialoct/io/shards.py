@@ -54,10 +54,15 @@ def write_shard(array: zarr.Array, shard: tuple[int, ...], chunks: Mapping[tuple
             raise ValueError(f"chunk {index} is outside a shard of {per_shard} chunks")
         if tuple(data.shape) != chunk_shape:
             raise ValueError(f"chunk {index} has shape {tuple(data.shape)}, expected {chunk_shape}")
-    zstd, path = _direct_layout(array)
+    zstd, folder = _direct_layout(array)
     if zstd is None:
         _write_through_zarr(array, shard, per_shard, chunks)
-        return
+    else:
+        _store_shard(array, zstd, folder, shard, per_shard, chunks)
+
+
+def _store_shard(array, zstd, folder: Path, shard, per_shard, chunks) -> None:
+    """Encode the chunks and write the shard file (``sharding_indexed``: chunks, index, its crc32c)."""
     dtype = array.dtype.newbyteorder("<")
     index = np.full((*per_shard, 2), _NOT_STORED, dtype="<u8")
     parts, offset = [], 0
@@ -69,7 +74,7 @@ def write_shard(array: zarr.Array, shard: tuple[int, ...], chunks: Mapping[tuple
         index[position] = (offset, len(encoded))
         offset += len(encoded)
         parts.append(encoded)
-    target = path / array.metadata.encode_chunk_key(shard)
+    target = folder / array.metadata.encode_chunk_key(shard)
     if not parts:
         target.unlink(missing_ok=True)  # an empty shard is no file
         return
@@ -81,7 +86,7 @@ def write_shard(array: zarr.Array, shard: tuple[int, ...], chunks: Mapping[tuple
 
 
 def write_volume(array: zarr.Array, volume: np.ndarray) -> None:
-    """``array[...] = volume``, shard by shard through :func:`write_shard` where the layout allows.
+    """``array[...] = volume``, shard by shard in :func:`write_shard`'s way where the layout allows.
 
     Chunks that hold only the fill value are left out, as zarr leaves them out.
     """
@@ -91,7 +96,7 @@ def write_volume(array: zarr.Array, volume: np.ndarray) -> None:
 
 
 def write_region(array: zarr.Array, start: tuple[int, ...], block: np.ndarray) -> None:
-    """``array[start : start + block.shape] = block`` for a block of whole shards, each written by :func:`write_shard`.
+    """``array[start : start + block.shape] = block`` for a block of whole shards, each written as :func:`write_shard` writes one.
 
     The block starts on a shard boundary and spans whole shards, or reaches
     the array's edge. Chunks that hold only the fill value are left out. An
@@ -105,7 +110,8 @@ def write_region(array: zarr.Array, start: tuple[int, ...], block: np.ndarray) -
     region = tuple(slice(b, b + n) for b, n in zip(start, block.shape))
     if len(start) != array.ndim or block.ndim != array.ndim or any(r.stop > size or r.start < 0 for r, size in zip(region, array.shape)):
         raise ValueError(f"a block of shape {tuple(block.shape)} at {tuple(start)} does not fit an array of shape {tuple(array.shape)}")
-    if _direct_layout(array)[0] is None:
+    zstd, folder = _direct_layout(array)
+    if zstd is None:
         array[region] = block
         return
     chunk_shape, shard_shape = tuple(array.chunks), tuple(array.shards)
@@ -128,7 +134,7 @@ def write_region(array: zarr.Array, start: tuple[int, ...], block: np.ndarray) -
                 padded[tuple(slice(0, n) for n in data.shape)] = data
                 data = padded
             chunks[position] = data
-        write_shard(array, tuple(f + o for f, o in zip(first, offset)), chunks)
+        _store_shard(array, zstd, folder, tuple(f + o for f, o in zip(first, offset)), per_shard, chunks)
 
 
 def _only_fill(data: np.ndarray, fill) -> bool:
