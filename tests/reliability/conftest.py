@@ -61,7 +61,10 @@ def tree_fingerprint(folder: Path) -> dict[str, tuple[int, int, str]]:
 def killed_run(command, delay_s: float) -> bool:
     """Start ``command`` in its own process group, SIGKILL the whole group after ``delay_s``.
 
-    Returns whether it was still running when killed.
+    Returns whether it was still running when killed. Returns once the run's
+    warm workers are gone too: they live outside the group (the fork server
+    has a session of its own) and end themselves when their job's process
+    dies, a few milliseconds later, possibly finishing an output's rename.
     """
     process = subprocess.Popen(command, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -70,7 +73,26 @@ def killed_run(command, delay_s: float) -> bool:
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait()
+        _wait_for_workers(command[command.index("--output") + 1], timeout_s=10.0)
         return True
+
+
+def _wait_for_workers(out: str, *, timeout_s: float) -> None:
+    """Until no fork server or worker of the run writing to ``out`` is left (their command line names its job records)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        alive = False
+        for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+            try:
+                words = cmdline.read_bytes().split(b"\0")
+            except OSError:
+                continue  # gone meanwhile
+            if b"serialoct.workflows.forkserver" in words and any(w.startswith(os.fsencode(out)) for w in words):
+                alive = True
+                break
+        if not alive:
+            return
+        time.sleep(0.02)
 
 
 @dataclass(frozen=True)
