@@ -86,6 +86,20 @@ def test_rerun_does_nothing_and_a_deleted_slice_alone_is_redone(preprocessed, sa
     assert z00.stat().st_mtime_ns == before[0] and z01.stat().st_mtime_ns != before[1]
 
 
+def test_a_changed_tile_reruns_its_slice_alone(tmp_path, sample_acquisition):
+    raw, out = tmp_path / "raw", tmp_path / "out"
+    shutil.copytree(sample_acquisition, raw)
+    assert _preproc(raw, out) == 0
+    z00, z01 = (out / f"mosaic_grid_3d_z{s}.ome.zarr" for s in ("00", "01"))
+    before = (z00 / "zarr.json").stat().st_mtime_ns
+    old = _tiles_of(open_ome_zarr(z01).read(), 1, 0)
+    for frames in (raw / "slice_z01" / "tiles" / "tile_x01_y00_z01").glob("image_*.bin"):
+        frames.write_bytes((np.fromfile(frames, dtype="<f4") * 2).astype("<f4").tobytes())  # same size, new content
+    assert _preproc(raw, out) == 0
+    assert (z00 / "zarr.json").stat().st_mtime_ns == before
+    np.testing.assert_allclose(_tiles_of(open_ome_zarr(z01).read(), 1, 0), 2 * old, rtol=1e-6)
+
+
 def test_old_layout_gives_the_same_mosaics(tmp_path, sample_acquisition, preprocessed):
     flat = tmp_path / "flat"
     for tile in sample_acquisition.glob("slice_z*/tiles/tile_*"):

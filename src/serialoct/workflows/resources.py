@@ -140,11 +140,11 @@ def aip_memory_mb(*, out_tile_mb: float, row_tiles: int, base_mb: float = 0) -> 
 @functools.lru_cache(maxsize=None)
 def _slice_sizes(raw: str, old_layout: bool, slice_id: str, axial_um: float, resolution_um: float, sharding: int, swap: bool):
     """(raw tile MB, decoded tile MB, output tile MB, tiles per shard, tiles per shard row) of a slice."""
-    from serialoct.io.acquisition import discover_slices
     from serialoct.io.raw import read_info
     from serialoct.preproc.mosaic import mosaic_layout
+    from serialoct.workflows.targets import acquisition_slices
 
-    tiles = discover_slices(raw, old_layout=old_layout)[slice_id]
+    tiles = acquisition_slices(raw, old_layout)[slice_id]
     info = read_info(tiles.tiles[0].path)
     px_x, px_y = info.pixel_size_um
     shape, voxel = (info.shape, (axial_um, px_x, px_y)) if not swap else ((info.n_z, info.ny, info.nx), (axial_um, px_y, px_x))

@@ -188,7 +188,7 @@ def _snakemake(
     workflow: str, output: Path, config_file: Path, cores: int | None, resources: Mapping[str, int], extra: Sequence[str], env: Mapping[str, str] | None = None
 ) -> int:
     command = [
-        sys.executable, "-m", "snakemake",
+        sys.executable, "-m", "serialoct.workflows.snakemake_main",
         "--snakefile", str(snakefile(workflow)),
         "--directory", str(output),
         "--configfile", str(config_file),
@@ -216,7 +216,7 @@ def _snakemake(
 def _snakemake_query(workflow: str, output: Path, config_file: Path, extra: Sequence[str]) -> subprocess.CompletedProcess:
     """A Snakemake call that runs no job (``--dag``, ``--report``), its stdout captured."""
     command = [
-        sys.executable, "-m", "snakemake",
+        sys.executable, "-m", "serialoct.workflows.snakemake_main",
         "--snakefile", str(snakefile(workflow)),
         "--directory", str(output),
         "--configfile", str(config_file),

@@ -1,6 +1,4 @@
 rule create_mosaic_grid:
-    input:
-        lambda wc: raw_inputs(config, wc.slice),
     output:
         zarr=directory("mosaic_grid_3d_z{slice}.ome.zarr"),
         metrics="metrics/create_mosaic_grid_z{slice}.json",
@@ -17,6 +15,7 @@ rule create_mosaic_grid:
     params:
         options=step_options(config, "create_mosaic_grid"),
         failure=lambda wc: failure_record(wc.slice),
+        raw=lambda wc: raw_fingerprint(config, wc.slice),  # a changed tile reruns its slice
     shell:
         "SERIALOCT_MAX_CPUS={threads} {SERIALOCT} step create_mosaic_grid --input {RAW:q} --slice {wildcards.slice}"
         " --output {output.zarr} --metrics {output.metrics} --failure_record {params.failure}"

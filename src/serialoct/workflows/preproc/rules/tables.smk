@@ -1,6 +1,4 @@
 rule estimate_xy_shifts:
-    input:
-        raw_inputs(config),
     output:
         csv="shifts_xy.csv",
         metrics="metrics/estimate_xy_shifts.json",
@@ -13,6 +11,7 @@ rule estimate_xy_shifts:
         runtime=runtime_min("estimate_xy_shifts"),
     params:
         options=step_options(config, "estimate_xy_shifts"),
+        raw=raw_fingerprint(config),  # a changed tile header reruns the shifts
     shell:
         "SERIALOCT_MAX_CPUS={threads} {SERIALOCT} step estimate_xy_shifts --input {RAW:q} --output {output.csv} --metrics {output.metrics}"
         " {params.options} > {log} 2>&1"
