@@ -196,6 +196,9 @@ def _snakemake(
         *(["--cores", str(cores)] if cores is not None else []),
         "--keep-going",
         "--rerun-incomplete",
+        # Snakemake's default ILP scheduler solves a MILP (a cbc process) at every round to favour
+        # jobs that free temp() files; no rule has any, and greedy picks the same jobs for less.
+        "--scheduler", "greedy",
         # -v shows every command; otherwise only Snakemake's progress lines and errors
         *(["--printshellcmds"] if log.isEnabledFor(logging.DEBUG) else ["--quiet", "host", "reason", "rules"]),
     ]
