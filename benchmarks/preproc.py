@@ -5,7 +5,10 @@ For each synthetic preset: render the raw acquisition once (cached under
 can be faster than reading the data once), then run ``serialoct preproc`` end
 to end and report raw MB/s, the fraction of the floor reached, and the peak
 RSS of one slice's ``create_mosaic_grid`` job (from the warm workers' job
-records, or Snakemake's benchmark records without a fork server). A second table runs the mosaic step alone on one slice of the
+records, or Snakemake's benchmark records without a fork server). As root,
+the page cache is emptied before the floor and again before the run, so both
+read from the disk (before 2026-12-02 evening the run read what the floor had
+just cached, which flattered it by about a quarter on ``medium``). A second table runs the mosaic step alone on one slice of the
 ``small`` tiles at growing grid sizes: its peak RSS must not grow with the
 tiles per slice, since a slice is assembled one shard at a time.
 
@@ -36,6 +39,16 @@ def render(raw: Path, name: str) -> float:
     started = time.perf_counter()
     write_acquisition(raw, preset(name), seed=0)
     return time.perf_counter() - started
+
+
+def drop_caches() -> bool:
+    """Empty the kernel's page cache so the next read comes from the disk; False without the right (not root)."""
+    subprocess.run(["sync"], check=False)
+    try:
+        Path("/proc/sys/vm/drop_caches").write_text("3\n")
+    except OSError:
+        return False
+    return True
 
 
 def io_floor(raw: Path) -> tuple[float, float]:
@@ -121,15 +134,18 @@ def main() -> int:
         raw, out = args.workdir / name / "raw", args.workdir / name / "preproc"
         render_s = render(raw, name)
         config = preset(name)
+        cold = drop_caches()
         mb, floor_s = io_floor(raw)
+        cold = drop_caches() and cold  # the run reads from the disk too, not from the floor's page cache
         total_s = run_preproc(raw, out, args.cores, config.axial_resolution_um)
         job_s, job_rss = mosaic_job_stats(out)
         n_slices = len(list(out.glob("mosaic_grid_3d_z*.ome.zarr")))
         rows.append((name, f"{config.grid_shape[0]}x{config.grid_shape[1]}", n_slices, f"{mb:,.0f}",
                      f"{mb / floor_s:,.0f}", f"{total_s:.1f}", f"{mb / total_s:,.0f}", f"{100 * floor_s / total_s:.0f}%",
-                     f"{job_s:.2f}", f"{mb / n_slices / job_s:,.0f}", f"{job_rss:,.0f}", f"{render_s:.0f}" if render_s else "cached"))
+                     f"{job_s:.2f}", f"{mb / n_slices / job_s:,.0f}", f"{job_rss:,.0f}", f"{render_s:.0f}" if render_s else "cached",
+                     "yes" if cold else "no (not root: page cache kept)"))
     print_table(("preset", "tiles/slice", "slices", "raw MB", "floor MB/s", "preproc s", "preproc MB/s", "of floor",
-                 "mosaic job s", "mosaic job MB/s", "mosaic job peak RSS MB", "render s"), rows)
+                 "mosaic job s", "mosaic job MB/s", "mosaic job peak RSS MB", "render s", "cold reads"), rows)
     print()
     print_table(("grid", "tiles", "raw MB", "mosaic step s", "peak RSS MB"), rss_scaling(args.workdir, args.grids))
     return 0
