@@ -7,7 +7,6 @@ import importlib
 import os
 
 from serialoct.compute.cpu import cpu_budget, thread_env
-from serialoct.compute.memory import keep_freed_memory
 from serialoct.errors import OutputError, SerialOctError
 from serialoct.steps import STEPS
 
@@ -29,7 +28,6 @@ def run(args: argparse.Namespace) -> int:
 
     # before the step loads NumPy: OpenBLAS and OpenMP size their thread pools when they load
     os.environ.update(thread_env(cpu_budget()))
-    keep_freed_memory()
     module = importlib.import_module(STEPS[args.step][0])
     try:
         status = module.run(args)
