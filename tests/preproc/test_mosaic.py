@@ -30,3 +30,22 @@ def test_a_written_mosaic_grid_holds_tile_ix_iy_at_rows_ix_h_and_columns_iy_w(rn
     for (ix, iy), tile in tiles.items():
         np.testing.assert_array_equal(volume[:, 4 * ix : 4 * ix + 4, 5 * iy : 5 * iy + 5], tile)
     assert not volume[:, 4:8, 0:5].any()  # the hole reads zero
+
+
+def test_each_shards_tiles_are_announced_for_read_ahead_before_any_of_them_is_made(tmp_path):
+    layout = mosaic_layout((3, 4, 5), (3, 3), (8.0, 10.0, 10.0), sharding_factor=2)
+    events = []
+
+    def make(ix, iy):
+        events.append(("make", (ix, iy)))
+        return np.ones((3, 4, 5), np.float32)
+
+    write_mosaic_grid(tmp_path / "grid.ome.zarr", layout, make, prefetch=lambda ij: events.append(("prefetch", tuple(ij))))
+    announced = [set(ij) for kind, ij in events if kind == "prefetch"]
+    assert announced == [set(r.tile_indices()) for r in layout.shard_regions()]  # every shard once, in order
+    for k, tiles in enumerate(announced):
+        first_made = min(i for i, (kind, ij) in enumerate(events) if kind == "make" and ij in tiles)
+        announced_at = [i for i, (kind, ij) in enumerate(events) if kind == "prefetch"][k]
+        assert announced_at < first_made
+        if k + 1 < len(announced):  # the next shard is announced while this one is still being made
+            assert [i for i, (kind, _) in enumerate(events) if kind == "prefetch"][k + 1] < first_made

@@ -29,6 +29,7 @@ __all__ = [
     "format_info_text",
     "tile_bin_files",
     "read_raw_frames",
+    "read_ahead",
     "decode_frames",
     "read_tile",
     "write_raw_tile",
@@ -287,6 +288,28 @@ def read_raw_frames(tile_dir: str | os.PathLike, info: TileInfo | None = None) -
     # array's. Joining them flat is one copy; joining the 3-D arrays would transpose to C order.
     flat = np.concatenate([part.reshape(-1, order="F") for part in parts])
     return flat.reshape((info.n_z, info.n_alines, n_frames), order="F")
+
+
+def read_ahead(paths) -> None:
+    """Ask the kernel to start reading ``paths`` into its page cache now (``POSIX_FADV_WILLNEED``), without waiting.
+
+    Tiles are decoded one shard at a time; announcing the next shard's files
+    lets the disk read them while the current shard is decoded and encoded.
+    A file that cannot be opened is skipped (its reader reports it).
+    """
+    if not hasattr(os, "posix_fadvise"):
+        return
+    for path in paths:
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except OSError:
+            continue
+        try:
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_WILLNEED)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
 
 
 def camera_scan_start(frames: np.ndarray) -> int:

@@ -110,13 +110,16 @@ def write_mosaic_grid(
     extra: Mapping[str, Any] | None = None,
     workers: int = 1,
     before_commit: Callable[[], None] | None = None,
+    prefetch: Callable[[list[tuple[int, int]]], None] | None = None,
 ) -> None:
     """Write a mosaic grid shard by shard; ``make_tile(ix, iy)`` gives each tile (None: a hole).
 
     Tiles of a shard are made ``workers`` at a time, and the encoding of one
     shard overlaps the making of the next: at most ``workers`` shards are in
-    flight. The store appears at ``path`` only when complete;
-    ``before_commit`` may raise to discard it (a check over all tiles).
+    flight. ``prefetch(indices)`` is told the next shard's tiles before the
+    current shard's are made (to start reading them). The store appears at
+    ``path`` only when complete; ``before_commit`` may raise to discard it (a
+    check over all tiles).
     """
     voxel_mm = tuple(v / 1000.0 for v in layout.voxel_size_um)
     factor = layout.sharding_factor
@@ -129,7 +132,12 @@ def write_mosaic_grid(
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool, create_ome_zarr(
         path, layout.shape, voxel_size_mm=voxel_mm, chunks=layout.tile_shape, shards=layout.shards, extra_attrs=extra
     ) as out:
-        for region in layout.shard_regions():
+        regions = list(layout.shard_regions())
+        if prefetch is not None and regions:
+            prefetch(list(regions[0].tile_indices()))
+        for k, region in enumerate(regions):
+            if prefetch is not None and k + 1 < len(regions):
+                prefetch(list(regions[k + 1].tile_indices()))
             indices = list(region.tile_indices())
             made = dict(zip(indices, pool.map(lambda ij: make_tile(*ij), indices)))
             tiles = {ij: tile for ij, tile in made.items() if tile is not None}
