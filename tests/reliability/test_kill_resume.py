@@ -128,3 +128,35 @@ def test_a_live_run_owning_the_folder_is_not_disturbed(reference_run, harness, t
         first.wait()
     assert second.returncode == 2
     assert f"{out}: another serialoct run (pid {first.pid}) is using this output folder" in second.stderr
+
+
+def _pretend_worker(out: Path, seconds: float) -> subprocess.Popen:
+    """A process whose command line reads like a warm worker of a run on ``out`` (module name and job records)."""
+    from serialoct.workflows.forkserver import MODULE
+    from serialoct.workflows.runner import JOB_STATS
+
+    code = f"import time; time.sleep({seconds})"
+    worker = subprocess.Popen([sys.executable, "-c", code, MODULE, str(out / JOB_STATS)])
+    time.sleep(0.1)  # its command line is in /proc
+    return worker
+
+
+def test_the_next_run_waits_for_a_killed_runs_workers_before_clearing_its_temporaries(tmp_path):
+    from serialoct.workflows.runner import end_orphaned_workers
+
+    out = tmp_path.resolve()
+    worker = _pretend_worker(out, 0.5)  # ends by itself, as a worker of a killed run does
+    assert end_orphaned_workers(out) == 0
+    assert worker.poll() is not None  # returned only once it had ended
+    other = _pretend_worker(tmp_path / "elsewhere", 0.5)  # another folder's worker is not waited for
+    assert end_orphaned_workers(out) == 0 and other.poll() is None
+    other.wait()
+
+
+def test_a_killed_runs_worker_that_does_not_end_is_killed(tmp_path):
+    from serialoct.workflows.runner import end_orphaned_workers
+
+    out = tmp_path.resolve()
+    worker = _pretend_worker(out, 60)
+    assert end_orphaned_workers(out, timeout_s=0.3) == 1
+    assert worker.wait(timeout=5) == -signal.SIGKILL

@@ -37,9 +37,11 @@ import socket
 import struct
 import sys
 
-__all__ = ["ENV", "PRELOAD", "STATS_COLUMNS", "run_in_worker", "serve", "start", "stop"]
+__all__ = ["ENV", "MODULE", "PRELOAD", "STATS_COLUMNS", "run_in_worker", "serve", "start", "stop"]
 
 ENV = "SERIALOCT_FORKSERVER"
+#: The server's module, as it appears in its and its workers' command lines.
+MODULE = "serialoct.workflows.forkserver"
 STATS_COLUMNS = ("step", "log", "exit", "wall_s", "cpu_s", "max_rss_mb")
 #: Imported by the server before it forks: what most steps need (NumPy, SciPy's image, FFT and
 #: optimisation modules, zarr through serialoct's I/O, SimpleITK, Pillow) and the step modules.
@@ -158,7 +160,7 @@ def start(stats: str | os.PathLike):
     folder = tempfile.mkdtemp(prefix="serialoct-")  # short: a socket path has at most 107 bytes
     path = os.path.join(folder, "fork.sock")
     process = subprocess.Popen(
-        [sys.executable, "-m", "serialoct.workflows.forkserver", path, os.fspath(stats)],
+        [sys.executable, "-m", MODULE, path, os.fspath(stats)],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

@@ -103,7 +103,9 @@ def _claim(output: Path) -> Path:
         log.info("removing the stale lock of an interrupted run in %s", output)
         for lock in locks.iterdir():
             lock.unlink()
-    # The folder is ours now: hidden temporaries can only be debris of killed writers.
+    # The folder is ours now: hidden temporaries can only be debris of killed writers, once the
+    # killed run's warm workers (outside its process group) are gone.
+    end_orphaned_workers(output)
     remove_stale_temporaries(output)
     write_text_atomic(pid_file, f"{os.getpid()} {_start_time(os.getpid())}\n")
     return pid_file
@@ -111,6 +113,41 @@ def _claim(output: Path) -> Path:
 
 #: Where the fork server's workers record each job's time and peak memory (in the output folder).
 JOB_STATS = f"{STATE_DIR}/jobs.tsv"
+
+
+def _orphaned_workers(output: Path) -> list[int]:
+    """PIDs of fork servers and workers started for ``output`` (their command line names its job records)."""
+    stats = os.fsencode(str(output / JOB_STATS))
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            words = cmdline.read_bytes().split(b"\0")
+        except OSError:
+            continue  # gone meanwhile
+        if forkserver.MODULE.encode() in words and stats in words:
+            found.append(int(cmdline.parent.name))
+    return found
+
+
+def end_orphaned_workers(output: Path, *, timeout_s: float = 10.0) -> int:
+    """Wait for the warm workers of a killed run on ``output`` to end, then kill those left; returns how many were left.
+
+    A run killed with ``SIGKILL`` leaves its fork server and workers behind
+    (they have sessions of their own). They end by themselves: a worker as soon
+    as its job's process is gone (milliseconds), the server when it notices its
+    parent is gone (half a second), but a worker may still be renaming its
+    output into place meanwhile. Only called once no live run owns ``output``.
+    """
+    deadline = time.monotonic() + timeout_s
+    while (pids := _orphaned_workers(output)) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    for pid in pids:
+        log.warning("ending process %d, a worker of an interrupted run in %s", pid, output)
+        try:
+            os.kill(pid, 9)
+        except OSError:
+            pass
+    return len(pids)
 
 
 def _start_fork_server(output: Path):
