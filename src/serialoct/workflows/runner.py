@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -144,7 +145,7 @@ def end_orphaned_workers(output: Path, *, timeout_s: float = 10.0) -> int:
     for pid in pids:
         log.warning("ending process %d, a worker of an interrupted run in %s", pid, output)
         try:
-            os.kill(pid, 9)
+            os.kill(pid, signal.SIGKILL)
         except OSError:
             pass
     return len(pids)

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from serialoct.io.acquisition import discover_slices
+from serialoct.io.raw import BIN_GLOB
 from serialoct.steps import STEPS
 
 __all__ = [
@@ -44,7 +45,8 @@ def failed_slices(output_dir: str | Path) -> set[str]:
 
 @functools.lru_cache(maxsize=4)
 def acquisition_slices(raw: str, old_layout: bool):
-    """The acquisition's tiles, found once per workflow process (the Snakefile asks for every rule and slice)."""
+    """The acquisition's tiles, found once per process: a Snakemake run asks for them for every rule and slice
+    (and re-evaluates rule parameters at every scheduling round); a later change on disk is seen by the next run."""
     return discover_slices(raw, old_layout=old_layout)
 
 
@@ -60,7 +62,7 @@ def _fingerprint(raw: str, old_layout: bool, slice_id: str | None) -> str:
     digest = hashlib.sha1()
     for found in chosen:
         for ref in found.tiles:
-            names = ["info.txt"] if slice_id is None else ["info.txt", *sorted(p.name for p in ref.path.glob("image_*.bin"))]
+            names = ["info.txt"] if slice_id is None else ["info.txt", *sorted(p.name for p in ref.path.glob(BIN_GLOB))]
             for name in names:
                 try:
                     st = os.stat(ref.path / name)
