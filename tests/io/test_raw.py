@@ -278,3 +278,14 @@ def test_slice_geometry_collects_stage_positions(sample_acquisition):
     step_x = geometry.stage_mm[(1, 0)][0] - geometry.stage_mm[(0, 0)][0]
     step_y = geometry.stage_mm[(0, 1)][1] - geometry.stage_mm[(0, 0)][1]
     assert step_x == pytest.approx(0.256, abs=0.01) and step_y == pytest.approx(0.256, abs=0.01)
+
+
+def test_read_ahead_skips_files_it_cannot_open_and_changes_nothing(tmp_path):
+    from serialoct.io.raw import read_ahead
+
+    frames = tmp_path / "image_00000.bin"
+    frames.write_bytes(b"\x00" * 8192)
+    before = frames.stat()
+    read_ahead([frames, tmp_path / "missing.bin", tmp_path])  # a missing file and a folder: skipped, no error
+    after = frames.stat()
+    assert (after.st_size, after.st_mtime_ns) == (before.st_size, before.st_mtime_ns)
