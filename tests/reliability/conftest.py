@@ -18,6 +18,7 @@ import pytest
 
 from serialoct.io.atomic import TEMPORARY_RE
 from serialoct.synth import preset, write_acquisition
+from serialoct.workflows.runner import end_orphaned_workers
 
 SEED = 3
 AXIAL_UM = preset("tiny").axial_resolution_um
@@ -73,26 +74,9 @@ def killed_run(command, delay_s: float) -> bool:
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait()
-        _wait_for_workers(command[command.index("--output") + 1], timeout_s=10.0)
+        # the runner's own wait, as the next run would do it (it kills a worker still alive after the timeout)
+        end_orphaned_workers(Path(command[command.index("--output") + 1]).resolve())
         return True
-
-
-def _wait_for_workers(out: str, *, timeout_s: float) -> None:
-    """Until no fork server or worker of the run writing to ``out`` is left (their command line names its job records)."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        alive = False
-        for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
-            try:
-                words = cmdline.read_bytes().split(b"\0")
-            except OSError:
-                continue  # gone meanwhile
-            if b"serialoct.workflows.forkserver" in words and any(w.startswith(os.fsencode(out)) for w in words):
-                alive = True
-                break
-        if not alive:
-            return
-        time.sleep(0.02)
 
 
 @dataclass(frozen=True)

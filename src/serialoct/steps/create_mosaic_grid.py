@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     from serialoct.compute import apply_cpu_limits, get_backend
     from serialoct.io.acquisition import discover_slices, read_slice_geometry
     from serialoct.io.slices import write_mosaic_grid
-    from serialoct.io.raw import read_ahead, read_raw_frames, read_tile, tile_bin_files
+    from serialoct.io.raw import BIN_GLOB, read_ahead, read_raw_frames, read_tile
     from serialoct.io.tables import Metric, StepMetrics, write_metrics
     from serialoct.preproc.galvo import detect_galvo_band
     from serialoct.correct.resample import resample_tile_isotropic
@@ -122,14 +122,14 @@ def run(args: argparse.Namespace) -> int:
                 f"all {len(refs)} tiles of slice {args.slice} are entirely zero (nothing was recorded; acquisition failure?)",
             )
 
-    def prefetch(indices):
-        read_ahead([f for ij in indices if ij in refs for f in tile_bin_files(refs[ij].path)])
+    def prefetch(indices):  # never raises: a tile without frames is reported when it is read
+        read_ahead([f for ij in indices if ij in refs for f in refs[ij].path.glob(BIN_GLOB)])
 
     write_mosaic_grid(args.output, layout, make_tile, extra=extra, workers=p["processes"], before_commit=refuse_blank_slice,
                       prefetch=prefetch)
 
     elapsed = time.perf_counter() - started
-    raw_mb = sum(f.stat().st_size for t in geometry.tiles.tiles for f in t.path.glob("image_*.bin")) / 1e6
+    raw_mb = sum(f.stat().st_size for t in geometry.tiles.tiles for f in t.path.glob(BIN_GLOB)) / 1e6
     metrics = {
         "n_tiles": Metric(len(refs), "", "tiles decoded"),
         "n_holes": Metric(len(geometry.tiles.holes), "", "grid positions never acquired (zeros)",
