@@ -128,3 +128,11 @@ def test_the_depth_argmax_is_numpys_first_maximum_ties_and_nan_included(rng):
     assert np.array_equal(_argmax_depth(np, p), np.argmax(p, axis=0))
     p[9, 1, 1] = np.nan
     assert np.array_equal(_argmax_depth(np, p), np.argmax(p, axis=0))
+
+
+def test_the_median_of_three_planes_used_by_the_surface_refinement_is_numpys():
+    from serialoct.correct.interface import _median_depth
+
+    rng = np.random.default_rng(3)
+    for window in (rng.normal(size=(3, 40, 50)).astype(np.float32), rng.integers(0, 3, size=(3, 40, 50)).astype(np.float32)):
+        np.testing.assert_array_equal(_median_depth(np, window), np.median(window, axis=0))  # ties included

@@ -164,11 +164,19 @@ def _take(xp, p, z):
     return xp.take_along_axis(p, xp.clip(z, 0, p.shape[0] - 1), axis=0)
 
 
+def _median_depth(xp, window):
+    """``xp.median(window, axis=0)``; of three planes, as the max of the pairwise minima (the same values, no sort)."""
+    if window.shape[0] != 3:
+        return xp.median(window, axis=0)
+    a, b, c = window
+    return xp.maximum(xp.minimum(a, b), xp.minimum(xp.maximum(a, b), c))
+
+
 def _refine(xp, p, top):
     """Sub-voxel surface: where the profile crosses half-way between the levels either side of ``top``."""
     offsets = xp.arange(_LEVEL_WINDOW, dtype=xp.int32)[:, None, None]
-    tissue_level = xp.median(_take(xp, p, top[None] + _EDGE_GAP + offsets), axis=0)
-    water_level = xp.median(_take(xp, p, top[None] - _EDGE_GAP - _LEVEL_WINDOW + offsets), axis=0)
+    tissue_level = _median_depth(xp, _take(xp, p, top[None] + _EDGE_GAP + offsets))
+    water_level = _median_depth(xp, _take(xp, p, top[None] - _EDGE_GAP - _LEVEL_WINDOW + offsets))
     half = 0.5 * (tissue_level + water_level)
     span = _EDGE_GAP + 1
     window = _take(xp, p, top[None] + xp.arange(-span, span + 1, dtype=xp.int32)[:, None, None])
