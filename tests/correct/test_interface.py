@@ -78,6 +78,20 @@ def test_alines_move_by_fractional_amounts_with_linear_interpolation():
     assert edge[3, 1, 1] == 20.0 and edge[0, 0, 2] == 1.0
 
 
+def test_every_aline_is_linearly_interpolated_from_its_start_with_zero_or_edge_fill_beyond_its_ends():
+    rng = np.random.default_rng(5)
+    volume = rng.gamma(2.0, size=(12, 9, 7)).astype(np.float32)
+    start = rng.uniform(-16.0, 16.0, size=(9, 7)).astype(np.float32)  # beyond both ends of the 12 voxels
+    depth = np.arange(-1, 13)
+    for fill in ("zero", "edge"):
+        out = sample_alines(volume, start, 10, fill=fill)
+        for r, c in np.ndindex(start.shape):
+            a = volume[:, r, c]
+            padded = np.concatenate([[0.0], a, [0.0]]) if fill == "zero" else np.concatenate([a[:1], a, a[-1:]])
+            expected = np.interp(start[r, c] + np.arange(10), depth, padded)
+            np.testing.assert_allclose(out[:, r, c], expected, rtol=1e-5, atol=1e-6)
+
+
 def test_resampling_refuses_missing_starts():
     with pytest.raises(ValueError, match="NaN"):
         sample_alines(np.zeros((8, 2, 2), np.float32), np.full((2, 2), np.nan), 4)

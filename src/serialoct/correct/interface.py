@@ -356,9 +356,13 @@ def sample_alines(
 
     Notes
     -----
-    A-lines are grouped by the integer part of their start, so each group is
-    one contiguous slice of depth and the work is one pass over the volume
-    plus one small step per distinct integer start (no index volume).
+    Output plane ``k`` is ``(1 - f) v[b + k] + f v[b + k + 1]`` with ``b``
+    and ``f`` the integer and fractional parts of each start: each input
+    row is gathered once (one flat ``take`` of one index per A-line, the
+    row ``b + k + 1`` kept for plane ``k + 1``) and blended in float32;
+    no index volume. On a 60-plane crop of a ``medium`` slice (412,164
+    A-lines) 0.10 s, where grouping the A-lines by ``b`` took 0.28 s for
+    the same values.
     """
     if volume.ndim != 3 or np.shape(start_vox) != volume.shape[1:]:
         raise ValueError(f"start_vox of shape {np.shape(start_vox)} does not match the A-lines of a volume of shape {volume.shape}")
@@ -369,28 +373,40 @@ def sample_alines(
     backend = backend or get_backend(False)
     xp = backend.xp
     n_z = volume.shape[0]
-    v = xp.asarray(volume, dtype=xp.float32).reshape(n_z, -1)
+    flat = xp.asarray(volume, dtype=xp.float32).reshape(-1)
     start = xp.asarray(start_vox, dtype=xp.float32).reshape(-1)
     if not bool(xp.isfinite(start).all()):
         raise ValueError("start_vox holds NaN or infinite values; fill them first (fill_surface)")
+    n = start.size
     base = xp.floor(start)
-    frac = (start - base)[None]
+    frac = start - base
+    keep = 1.0 - frac
     base = base.astype(xp.int64)
-    out = xp.zeros((n_out, v.shape[1]), dtype=xp.float32)
-    order = xp.argsort(base, kind="stable")  # ascending A-lines within a group: sequential gathers
-    values, first = np.unique(to_numpy(base[order]), return_index=True)
-    bounds = list(first) + [int(order.size)]
-    for q, lo, hi in zip(values.tolist(), bounds[:-1], bounds[1:]):
-        cols = order[lo:hi]
-        if fill == "edge":
-            padded = v[xp.clip(xp.arange(q, q + n_out + 1), 0, n_z - 1)][:, cols]
-        else:
-            padded = xp.zeros((n_out + 1, cols.size), dtype=xp.float32)  # input rows q .. q + n_out
-            a, b = max(q, 0), min(q + n_out + 1, n_z)
-            if a < b:
-                padded[a - q : b - q] = v[a:b][:, cols]
-        f = frac[:, cols]
-        out[:, cols] = padded[:-1] * (1.0 - f) + padded[1:] * f
+    lowest, highest = int(base.min()), int(base.max())
+    column = xp.arange(n, dtype=xp.int64)
+    first = base * n + column  # flat index of input row b of every A-line
+    index = xp.empty(n, dtype=xp.int64)
+
+    def row(k: int):
+        """Input row ``b + k`` of every A-line (0 or the nearest recorded voxel outside the A-line)."""
+        if lowest + k >= 0 and highest + k < n_z:
+            xp.add(first, k * n, out=index)
+            return flat.take(index)
+        z = base + k
+        values = flat.take(xp.clip(z, 0, n_z - 1) * n + column)
+        if fill == "zero":
+            values[(z < 0) | (z >= n_z)] = 0.0
+        return values
+
+    out = xp.empty((n_out, n), dtype=xp.float32)
+    blended = xp.empty(n, dtype=xp.float32)
+    upper = row(0)
+    for k in range(n_out):
+        lower = row(k + 1)
+        xp.multiply(upper, keep, out=out[k])
+        xp.multiply(lower, frac, out=blended)
+        out[k] += blended
+        upper = lower
     return to_numpy(out.reshape((n_out,) + tuple(volume.shape[1:])))
 
 
