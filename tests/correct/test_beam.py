@@ -101,3 +101,16 @@ def test_bad_options_are_refused():
         estimate_beam_profile(volume, surface, axial_um=AXIAL_UM, model="gaussian")
     with pytest.raises(ValueError, match="does not match the depth"):
         fix_beam_profile(volume, np.ones(10))
+
+
+@pytest.mark.parametrize("n_columns", [1, 2, 7, 40])
+def test_the_pooled_profile_is_numpys_median_of_the_scaled_columns_at_every_depth(n_columns):
+    from serialoct.correct.beam import _pooled_median
+
+    rng = np.random.default_rng(n_columns)
+    volume = rng.gamma(2.0, size=(12, 9, 8)).astype(np.float32)
+    columns = np.zeros((9, 8), bool)
+    columns.ravel()[rng.choice(72, n_columns, replace=False)] = True
+    level = rng.uniform(0.5, 2.0, n_columns).astype(np.float32)
+    expected = np.median((volume[3:, columns] - np.float32(0.1)) / level[None], axis=1)
+    np.testing.assert_array_equal(_pooled_median(volume, columns, 3, 0.1, level, np), expected)
