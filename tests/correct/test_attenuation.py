@@ -166,3 +166,17 @@ def test_bad_inputs_are_refused():
         compensate_attenuation(volume, axial_um=AXIAL_UM, tail=np.zeros((3, 3)))
     with pytest.raises(ValueError, match="too shallow"):
         compensate_attenuation(volume[:10], axial_um=AXIAL_UM)
+
+
+def test_the_reference_depth_ends_where_the_recorded_signal_below_sinks_into_the_noise():
+    z = np.arange(60)[:, None, None]
+    decay = (np.exp(-2 * 3.0 * 0.008 * (z + 0.5)) * np.ones((60, 3, 4))).astype(np.float32)
+    tail = decay[-1] / (np.exp(0.048) - 1)
+    below = np.cumsum(decay[::-1, 0, 0])[::-1]  # the recorded signal from each voxel down
+    for sigma in (0.01, 0.03):
+        expected = int(np.cumprod(below > 15.0 * sigma * np.sqrt(60 - np.arange(60))).sum())  # leading clear voxels
+        assert 0 < expected < 60
+        out = compensate_attenuation(decay, axial_um=8.0, max_gain=100.0, tail=tail, noise_sigma=sigma)
+        np.testing.assert_array_equal(out.reference_depth, expected)
+    unknown = compensate_attenuation(decay, axial_um=8.0, max_gain=100.0, tail=tail)
+    np.testing.assert_array_equal(unknown.reference_depth, 60)  # noise not known: every data voxel

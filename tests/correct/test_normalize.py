@@ -47,6 +47,21 @@ def test_the_clip_value_is_the_upper_percentile_of_the_tissue_voxels(bimodal):
     assert norm.tissue_fraction == pytest.approx(tissue.size / volume.size)
 
 
+def test_the_scale_comes_from_the_voxels_above_the_reference_depth_not_from_noise_lifted_below(bimodal):
+    volume, _ = bimodal
+    lifted = volume.copy()
+    lifted[30:] *= np.random.default_rng(4).lognormal(1.0, 1.0, lifted[30:].shape).astype(np.float32)  # amplified noise
+    depth = np.full(volume.shape[1:], 30)
+    reference = estimate_normalization(intensity_histogram(volume[:30]), clip_percentile_upper=99.9)
+    out = normalize(lifted, reference_depth=depth)
+    assert out.normalization.clip_value == pytest.approx(reference.clip_value, rel=1e-9)
+    assert normalize(lifted).normalization.clip_value > 1.5 * reference.clip_value  # counted, the noise sets the scale
+    kept = (out.volume > 0) & (out.volume < 1)
+    np.testing.assert_allclose(out.volume[kept] / lifted[kept], out.normalization.scale, rtol=1e-5)  # one scale for all
+    with pytest.raises(ValueError, match="reference_depth"):
+        normalize(volume, reference_depth=depth[:, :5])
+
+
 def test_one_scale_for_the_whole_slice_keeps_intensity_ratios(bimodal):
     volume, _ = bimodal
     out = normalize(volume)

@@ -109,6 +109,23 @@ def test_attenuation_compensation_removes_the_depth_decay(small_slice, tmp_path)
     assert 0.8 < decay(compensated.volume) < 2.0
 
 
+def test_normalisation_of_a_compensated_slice_ignores_what_the_compensation_lifted_out_of_the_noise(small_slice, tmp_path):
+    from serialoct.io.slices import read_slice_map, write_slice
+
+    _slice_step("crop_interface", small_slice, tmp_path / "c.ome.zarr", "--crop_interface_out_depth", "300")
+    compensated, _ = _slice_step("compensate_attenuation", tmp_path / "c.ome.zarr", tmp_path / "a.ome.zarr")
+    depth = read_slice_map(tmp_path / "a.ome.zarr", "reference_depth_vox")
+    assert depth is not None and 0 < depth.min() and depth.max() <= compensated.volume.shape[0]
+    _, metrics = _slice_step("normalize", tmp_path / "a.ome.zarr", tmp_path / "n.ome.zarr")
+    noisier = compensated.volume.copy()
+    below = np.arange(noisier.shape[0])[:, None, None] >= depth[None]
+    noisier[below] *= 5.0  # more noise lifted at the bottom
+    write_slice(tmp_path / "b.ome.zarr", noisier, compensated.voxel_size_um, extra=compensated.extra, maps={"reference_depth_vox": depth})
+    _, again = _slice_step("normalize", tmp_path / "b.ome.zarr", tmp_path / "m.ome.zarr")
+    assert below.any()
+    assert again["metrics"]["clip_value"]["value"] == pytest.approx(metrics["metrics"]["clip_value"]["value"], rel=1e-9)
+
+
 def test_normalisation_maps_tissue_to_0_1_and_background_to_0(small_slice, tmp_path):
     normalized, metrics = _slice_step("normalize", small_slice, tmp_path / "n.ome.zarr", "--clip_percentile_upper", "99")
     volume = normalized.volume

@@ -2,8 +2,9 @@
 
 A slice's intensities map to [0, 1] by ONE factor: ``out = min(I, c) / c``
 with ``c`` the ``clip_percentile_upper`` percentile (default 99.9) of the
-slice's tissue voxels; voxels below the background threshold (water,
-agarose, the noise floor, padding) become 0. A pure scale keeps intensity
+slice's tissue voxels (those above the depth where the attenuation
+compensation starts lifting noise, when it says where); voxels below the
+background threshold (water, agarose, the noise floor, padding) become 0. A pure scale keeps intensity
 ratios, so later depth profiles (attenuation) are not bent by an offset.
 
 Streaming: the statistics come from a fixed-bin histogram of log10
@@ -269,6 +270,7 @@ def normalize(
     *,
     clip_percentile_upper: float = 99.9,
     background: BackgroundMethod = "otsu",
+    reference_depth: np.ndarray | None = None,
     block_planes: int = 16,
     backend: Backend | None = None,
 ) -> Normalized:
@@ -280,6 +282,12 @@ def normalize(
         A slice (NumPy or zarr array), read ``block_planes`` planes at a time, twice.
     clip_percentile_upper, background
         As in :func:`estimate_normalization`.
+    reference_depth : ndarray, shape (X, Y), int, optional
+        The statistics come from the first ``reference_depth`` voxels of
+        each A-line only (the attenuation compensation's
+        :attr:`~serialoct.correct.attenuation.AttenuationCompensation.reference_depth`:
+        below it, noise lifted by the compensation); from every voxel when None.
+        The scale applies to every voxel.
     block_planes : int
         Planes per block (bounds the working memory).
     backend : Backend, optional
@@ -300,9 +308,14 @@ def normalize(
         raise ValueError(f"block_planes = {block_planes}: expected an integer >= 1")
     backend = backend or get_backend(False)
     n = volume.shape[0]
+    if reference_depth is not None and np.shape(reference_depth) != tuple(volume.shape[1:]):
+        raise ValueError(f"reference_depth of shape {np.shape(reference_depth)} does not match the A-lines of a volume of shape {volume.shape}")
     histogram = IntensityHistogram.empty()
     for z0 in range(0, n, block_planes):
-        histogram = histogram + intensity_histogram(volume[z0 : z0 + block_planes], backend=backend)
+        block = volume[z0 : z0 + block_planes]
+        if reference_depth is not None:
+            block = np.asarray(block)[np.arange(z0, z0 + len(block))[:, None, None] < np.asarray(reference_depth)[None]]
+        histogram = histogram + intensity_histogram(block, backend=backend)
     norm = estimate_normalization(histogram, clip_percentile_upper=clip_percentile_upper, background=background)
     out = np.empty(volume.shape, np.float32)
     for z0 in range(0, n, block_planes):

@@ -68,6 +68,8 @@ ZSTD_LEVEL = 1
 # wrong voxels (NaNs or noise); with it the read fails and names the chunk. The shard
 # index has its own crc32c (zarr's default).
 ZSTD_CHECKSUM = True
+#: Group of the 2-D maps stored beside the levels (:meth:`OmeZarrWriter.add_map`).
+MAPS_GROUP = "maps"
 _AXIS_NAMES = {2: ("y", "x"), 3: ("z", "y", "x")}
 _ZARR_METADATA = frozenset({"zarr.json", ".zgroup", ".zarray", ".zattrs", ".zmetadata"})
 
@@ -125,6 +127,21 @@ class OmeZarrWriter:
 
     path: Path
     array: zarr.Array = field(repr=False)
+    group: zarr.Group = field(repr=False)
+
+    def add_map(self, name: str, values: np.ndarray) -> None:
+        """Store a 2-D map computed with the image (one value per A-line, say) at ``maps/<name>``.
+
+        Maps travel with the image they describe (they are committed with it)
+        and are read back by :meth:`OmeZarrImage.map`; NGFF readers ignore them.
+        """
+        values = np.asarray(values)
+        if values.ndim != 2 or not name.isidentifier():
+            raise ValueError(f"map {name!r} of shape {values.shape}: expected a 2-D array and a plain name")
+        self.group.require_group(MAPS_GROUP).create_array(
+            name=name, shape=values.shape, chunks=values.shape, dtype=values.dtype,
+            compressors=zarr.codecs.ZstdCodec(level=ZSTD_LEVEL, checksum=ZSTD_CHECKSUM),
+        )[...] = values
 
 
 @contextmanager
@@ -205,7 +222,7 @@ def create_ome_zarr(
     with atomic_output(path) as tmp:
         group = zarr.create_group(str(tmp), zarr_format=3)
         base = _create_level(group, "0", shape, chunks, shards, dtype, axes)
-        yield OmeZarrWriter(Path(path), base)
+        yield OmeZarrWriter(Path(path), base, group)
         multiscale = _write_pyramid(group, base, levels, axes, name, workers)
         group.attrs.update({**ngff_attributes(multiscale), **({"serialoct": extra} if extra else {})})
     logger.info("wrote %s (%d level(s), level 0 shape %s)", path, len(levels), shape)
@@ -329,6 +346,14 @@ class OmeZarrImage:
         if not -self.n_levels <= index < self.n_levels:
             raise IndexError(f"{self.path}: level {index} requested, image has {self.n_levels}")
         return CheckedArray(self.group[self.multiscale.datasets[index].path].async_array)
+
+    def map(self, name: str) -> np.ndarray | None:
+        """The 2-D map stored as ``name`` with the image (:meth:`OmeZarrWriter.add_map`); None when there is none."""
+        try:
+            found = self.group[f"{MAPS_GROUP}/{name}"]
+        except KeyError:
+            return None
+        return np.asarray(found[...]) if isinstance(found, zarr.Array) else None
 
     def read(self, level: int = 0) -> np.ndarray:
         """Load a whole level into memory.

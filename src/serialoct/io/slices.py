@@ -23,8 +23,8 @@ from serialoct.io.omezarr import create_ome_zarr, open_ome_zarr
 from serialoct.io.shards import write_shard, write_volume
 from serialoct.preproc.mosaic import MosaicLayout
 
-__all__ = ["MosaicGrid", "open_mosaic_grid", "write_mosaic_grid", "StitchedSlice", "read_slice", "read_planes", "slice_layout",
-           "write_slice", "SLICE_CHUNK"]
+__all__ = ["MosaicGrid", "open_mosaic_grid", "write_mosaic_grid", "StitchedSlice", "read_slice", "read_planes", "read_slice_map",
+           "slice_layout", "write_slice", "SLICE_CHUNK"]
 
 #: Lateral chunk of a stitched slice, in pixels.
 SLICE_CHUNK = 128
@@ -190,10 +190,21 @@ def write_slice(
     voxel_size_um: tuple[float, float, float],
     *,
     extra: Mapping[str, Any] | None = None,
+    maps: Mapping[str, np.ndarray] | None = None,
 ) -> None:
-    """Write a stitched slice in the layout of :func:`slice_layout`."""
+    """Write a stitched slice in the layout of :func:`slice_layout`, with 2-D ``maps`` of its A-lines (:func:`read_slice_map`)."""
     chunks, shards = slice_layout(volume.shape)
+    for name, values in (maps or {}).items():
+        if np.shape(values) != volume.shape[1:]:
+            raise ValueError(f"map {name!r} of shape {np.shape(values)} does not match the A-lines of a slice of shape {volume.shape}")
     with create_ome_zarr(
         path, volume.shape, voxel_size_mm=tuple(v / 1000.0 for v in voxel_size_um), chunks=chunks, shards=shards, extra_attrs=extra
     ) as out:
         write_volume(out.array, volume)
+        for name, values in (maps or {}).items():
+            out.add_map(name, values)
+
+
+def read_slice_map(path: str | os.PathLike, name: str) -> np.ndarray | None:
+    """A 2-D map written with a stitched slice (:func:`write_slice`'s ``maps``); None when it has none."""
+    return open_ome_zarr(path).map(name)

@@ -13,6 +13,9 @@ from serialoct.steps.slice_step import add_slice_arguments
 PARAMETERS = ("use_gpu",)
 DEFAULT_WINDOW_VOX = 8  # the library's default tail window
 MIN_WINDOW_VOX = 2
+#: Map stored with the compensated slice: per A-line, the leading voxels above which the recorded signal stands
+#: clear of the noise (``REFERENCE_SNR``; ``normalize`` takes the slice's statistics from them).
+REFERENCE_MAP = "reference_depth_vox"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -38,8 +41,10 @@ def run(args: argparse.Namespace) -> int:
             warnings=(f"slice only {depth} voxels deep: attenuation not compensated (needs {2 * MIN_WINDOW_VOX})",))
         return 0
     result = compensate_attenuation(cropped.volume, axial_um=cropped.voxel_size_um[0], window_vox=window,
-                                    noise_floor=float(cropped.extra.get("water_level", 0.0)), backend=backend)
-    write_slice(args.output, result.volume, cropped.voxel_size_um, extra=cropped.extra)
+                                    noise_floor=float(cropped.extra.get("water_level", 0.0)),
+                                    noise_sigma=float(cropped.extra.get("noise_sigma", 0.0)), backend=backend)
+    write_slice(args.output, result.volume, cropped.voxel_size_um, extra=cropped.extra,
+                maps={REFERENCE_MAP: result.reference_depth})
     write_step_metrics(args, "compensate_attenuation", p, {
         "gain_limited_fraction": Metric(round(result.gain_limited_fraction, 4), "", "voxels whose gain hit the bound",
                                         "warning" if result.gain_limited_fraction > 0.2 else "ok"),

@@ -1,4 +1,8 @@
-"""Step ``normalize``: background to 0 and one scale per slice, clipped at ``clip_percentile_upper``."""
+"""Step ``normalize``: background to 0 and one scale per slice, clipped at ``clip_percentile_upper``.
+
+The percentile is taken over the voxels above the depth where the attenuation compensation started to lift
+noise (the map ``compensate_attenuation`` stores with the slice); a slice without that map counts every voxel.
+"""
 
 from __future__ import annotations
 
@@ -15,13 +19,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from serialoct.correct.normalize import normalize
-    from serialoct.io.slices import read_slice, write_slice
+    from serialoct.io.slices import read_slice, read_slice_map, write_slice
+    from serialoct.steps.compensate_attenuation import REFERENCE_MAP
     from serialoct.io.tables import Metric
     from serialoct.steps.slice_step import begin, write_step_metrics
 
     p, timer, backend = begin(args, PARAMETERS)
     compensated = read_slice(args.input)
-    result = normalize(compensated.volume, clip_percentile_upper=p["clip_percentile_upper"], backend=backend)
+    reference = read_slice_map(args.input, REFERENCE_MAP)  # None: not compensated (too shallow), every voxel counts
+    result = normalize(compensated.volume, clip_percentile_upper=p["clip_percentile_upper"], reference_depth=reference,
+                       backend=backend)
     n = result.normalization
     write_slice(args.output, result.volume, compensated.voxel_size_um, extra=compensated.extra)
     write_step_metrics(args, "normalize", p, {
