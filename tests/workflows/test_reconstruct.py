@@ -182,7 +182,10 @@ def test_every_slice_is_as_bright_as_the_series_relative_to_the_phantom_the_degr
     assert {sid: round(b / median, 3) for sid, b in brightness.items()} == pytest.approx(
         {sid: 1.0 for sid in brightness}, abs=BRIGHTNESS_TOLERANCE)
     gains = {p["slice_id"]: p["intensity_gain"] for p in placed}
-    assert gains["06"] == max(gains.values()) > 1.0 + BRIGHTNESS_TOLERANCE  # the degraded slice was imaged with less signal
+    # The degraded slice (less signal, more noise, blurred) needs the largest correction: its own normalisation
+    # (a high percentile of its blurred tissue) leaves it off its neighbours, which the matching removes.
+    correction = {sid: abs(np.log(g)) for sid, g in gains.items()}
+    assert correction["06"] == max(correction.values()) > np.log(1.0 + BRIGHTNESS_TOLERANCE)
 
 
 def test_the_volume_has_its_analysis_pyramid_zip_and_pictures(run):
