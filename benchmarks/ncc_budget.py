@@ -68,18 +68,12 @@ def reconstruct(pp: Path, out: Path, cores: int, resolution_um: float = 12.0) ->
 
 def volume_score(plan, truth, out: Path) -> tuple[float, dict[str, float]]:
     """The reconstruction test's volume NCC (best of a few whole-plane depth shifts), and its loss by zone."""
-    from serialoct.io.omezarr import open_ome_zarr
-    from serialoct.io.slices import read_slice
-    from tests.workflows.volume_truth import frame_origin_px, sample_to_canvas, sample_volume, volume_ncc
+    from tests.workflows.volume_truth import sample_volume, stacked_placements, volume_ncc
 
-    volume = open_ome_zarr(out / "stack" / f"{SUBJECT}.ome.zarr")
-    space = json.loads((out / "bring_to_common_space" / "common_space.json").read_text())
-    pixel_mm = space["voxel_um"] / 1000.0
+    found, volume, space = stacked_placements(plan, out, SUBJECT)
+    sid = next(iter(found))  # the first slice stacked from its own data
+    to_canvas = found[sid][0]
     stacked = volume.extra_attrs["stacked_slices"]
-    placed = next(p for p in stacked if p["source"] == "normalized")
-    sid = placed["slice_id"]
-    tiles = read_slice(out / "normalize" / f"slice_z{sid}.ome.zarr").extra["stitch_positions_px"]
-    to_canvas = sample_to_canvas(plan, sid, placed, frame_origin_px(plan, sid, tiles, pixel_mm), space["canvas_shape"], pixel_mm)
     data = volume.read(0)
     score, shift = volume_ncc(data, space["voxel_um"], truth, plan, to_canvas, plan.slice(sid).cut_depth_mm)
     sampled, reflectivity, tissue, planes = sample_volume(data, space["voxel_um"], truth, plan, to_canvas, plan.slice(sid).cut_depth_mm, shift)

@@ -13,7 +13,9 @@ whichever slice shows it: ``F_s(x) = F_ref(x)``.
 
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 
 import numpy as np
 
@@ -108,3 +110,25 @@ def zone_brightness(sampled, reflectivity, tissue, planes, zones: dict) -> dict:
         if inside.sum() > 100:
             out[sid] = float(sampled[inside].mean() / reflectivity[inside].mean())
     return out
+
+
+def stacked_placements(plan, out: Path, subject: str):
+    """Where a finished reconstruction put the slices it stacked from their own data.
+
+    Returns ``({slice id: (F_s, placement record)}, stacked volume, common-space record)``:
+    ``F_s`` maps sample points (mm) to canvas pixels (:func:`sample_to_canvas`).
+    """
+    from serialoct.io.omezarr import open_ome_zarr
+    from serialoct.io.slices import read_slice
+
+    volume = open_ome_zarr(out / "stack" / f"{subject}.ome.zarr")
+    space = json.loads((out / "bring_to_common_space" / "common_space.json").read_text())
+    pixel_mm = space["voxel_um"] / 1000.0
+    found = {}
+    for placed in volume.extra_attrs["stacked_slices"]:
+        sid = placed["slice_id"]
+        if placed["source"] == "normalized":
+            tiles = read_slice(out / "normalize" / f"slice_z{sid}.ome.zarr").extra["stitch_positions_px"]
+            origin = frame_origin_px(plan, sid, tiles, pixel_mm)
+            found[sid] = (sample_to_canvas(plan, sid, placed, origin, space["canvas_shape"], pixel_mm), placed)
+    return found, volume, space

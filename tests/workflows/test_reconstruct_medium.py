@@ -1,0 +1,71 @@
+"""The whole reconstruction at scale: the ``medium`` acquisition's volume against the phantom.
+
+``medium`` is 19 slices of 6x6 tiles at 10 µm (glitch 05, missing 09,
+re-homing 12, degraded 15), reconstructed as the ``small`` one of
+test_reconstruct.py (``--profile aggressive``, no smoothing of the synthetic
+random motion). On ``small``'s seven slices the slices without a next one
+weigh a third of the volume: the last slice's planes below its cut thickness
+and the gap, whose intensities no later slice can check, hold 0.12 of its
+``1 - NCC²`` of 0.27 (NCC 0.854; BENCHMARKS.md, "Reconstruction accuracy").
+Here they are a tenth of the volume, as in a real brain of some 60 sections.
+
+The run takes about 5 minutes and 11 GB of disk at its peak; the raw tiles
+are removed once preprocessed and everything once measured.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from serialoct.synth import load_truth
+
+from .test_reconstruct import ACCURATE, PLACEMENT_PX, ROTATION_DEG, SUBJECT, acquire_and_preprocess, reconstruct
+from .volume_truth import brain_points, stacked_placements, volume_ncc
+
+#: The issue's target; measured 0.903 (seed 0; with seed 1: 0.898, BENCHMARKS.md).
+MIN_NCC = 0.90
+BRAIN_RADIUS_MM = 1.8  # placement is checked over sample points this close to the brain centre (semi-axes 2.3 x 2.6 mm)
+
+
+@pytest.fixture(scope="module")
+def measured(tmp_path_factory):
+    """Placement errors, rotation errors, the volume NCC and the rehoming record of one ``medium`` run."""
+    root = tmp_path_factory.mktemp("reconstruct_medium")
+    config = acquire_and_preprocess(root, "medium")
+    shutil.move(root / "raw" / "truth", root / "truth")
+    shutil.rmtree(root / "raw")
+    out = root / "out"
+    reconstruct(root / "pp", out, *ACCURATE, resolution_um=config.pixel_size_um)
+    truth = load_truth(root / "truth")
+    plan = truth.plan()
+    found, volume, space = stacked_placements(plan, out, SUBJECT)
+    first = next(iter(found))
+    points = brain_points(plan, BRAIN_RADIUS_MM)
+    ref_f, ref = found[first]
+    placement = {sid: float(np.hypot(*(f(points) - ref_f(points)).T).max()) for sid, (f, _) in found.items()}
+    rotation = {sid: (p["rotation_deg"] + plan.slice(sid).rotation_deg) - (ref["rotation_deg"] + plan.slice(first).rotation_deg)
+                for sid, (_, p) in found.items()}
+    score, _ = volume_ncc(volume.read(0), space["voxel_um"], truth, plan, ref_f, plan.slice(first).cut_depth_mm)
+    sources = {p["slice_id"]: p["source"] for p in volume.extra_attrs["stacked_slices"]}
+    rehoming = json.loads((out / "detect_rehoming_events" / "metrics.json").read_text())["info"]
+    shutil.rmtree(root)
+    return {"placement": placement, "rotation": rotation, "ncc": score, "sources": sources, "rehoming": rehoming}
+
+
+def test_every_medium_slice_is_stacked_the_missing_one_interpolated(measured):
+    expected = {f"{k:02d}": "normalized" for k in range(1, 20)} | {"09": "interpolated"}
+    assert measured["sources"] == expected
+    assert measured["rehoming"]["glitch_slices"] == ["05"] and measured["rehoming"]["rehomed_slices"] == ["12"]
+
+
+def test_every_medium_slice_lands_within_one_voxel_and_0p3_degrees_of_its_true_place(measured):
+    assert max(measured["placement"].values()) < PLACEMENT_PX, measured["placement"]
+    assert max(abs(v) for v in measured["rotation"].values()) < ROTATION_DEG, measured["rotation"]
+
+
+def test_the_medium_volume_correlates_with_the_phantom_at_0p90(measured):
+    assert measured["ncc"] >= MIN_NCC, f"NCC {measured['ncc']:.3f}"
