@@ -61,13 +61,9 @@ def run(tmp_path_factory):
     return truth, truth.plan(), root
 
 
-def _placements(plan, out):
-    return stacked_placements(plan, out, SUBJECT)
-
-
 def test_every_slice_lands_within_one_voxel_and_0p3_degrees_of_its_true_place(run):
     _, plan, root = run
-    found, _, _ = _placements(plan, root / "out")
+    found, _, _ = stacked_placements(plan, root / "out", SUBJECT)
     assert sorted(found) == ["01", "02", "03", "05", "06", "07"]  # 04 is missing (interpolated)
     points = brain_points(plan, BRAIN_RADIUS_MM)
     ref_f, ref = found["01"]
@@ -130,7 +126,7 @@ def test_a_hand_corrected_transform_is_used_and_polished_by_refinement_or_by_the
 
     def error_of_03(*extra):
         reconstruct(root / "pp", out, *ACCURATE, "--manual_transforms_dir", str(manual), *extra)
-        found, _, _ = _placements(plan, out)
+        found, _, _ = stacked_placements(plan, out, SUBJECT)
         return np.hypot(*(found["03"][0](points) - found["01"][0](points)).T).max()
 
     taken = error_of_03()
@@ -160,14 +156,14 @@ def test_diagnostic_mode_writes_every_analysis_and_motor_only_stitching_has_the_
 
 def test_the_volume_correlates_with_the_phantom_at_25um(run):
     truth, plan, root = run
-    found, volume, space = _placements(plan, root / "out")
+    found, volume, space = stacked_placements(plan, root / "out", SUBJECT)
     score, _ = volume_ncc(volume.read(0), space["voxel_um"], truth, plan, found["01"][0], plan.slice("01").cut_depth_mm)
     assert score >= MIN_NCC
 
 
 def test_every_slice_is_as_bright_as_the_series_relative_to_the_phantom_the_degraded_one_included(run):
     truth, plan, root = run
-    found, volume, space = _placements(plan, root / "out")
+    found, volume, space = stacked_placements(plan, root / "out", SUBJECT)
     _, shift = volume_ncc(volume.read(0), space["voxel_um"], truth, plan, found["01"][0], plan.slice("01").cut_depth_mm)
     placed = volume.extra_attrs["stacked_slices"]
     zones = {a["slice_id"]: (a["z_start"], b["z_start"]) for a, b in zip(placed[:-1], placed[1:])}
@@ -197,7 +193,7 @@ def test_the_volume_has_its_analysis_pyramid_zip_and_pictures(run):
 def test_every_preset_runs_to_the_end(run, tmp_path, profile):
     truth, plan, root = run
     out = _variant(root, tmp_path, "--profile", profile)
-    found, volume, space = _placements(plan, out)
+    found, volume, space = stacked_placements(plan, out, SUBJECT)
     score, _ = volume_ncc(volume.read(0), space["voxel_um"], truth, plan, found["01"][0], plan.slice("01").cut_depth_mm)
     assert score >= MIN_NCC - PRESET_NCC_MARGIN
     metrics = json.loads((out / "stack" / "metrics.json").read_text())["metrics"]
