@@ -56,7 +56,7 @@ def measured(tmp_path_factory):
     return {"placement": placement, "rotation": rotation, "ncc": score, "sources": sources, "rehoming": rehoming}
 
 
-def test_every_medium_slice_is_stacked_the_missing_one_interpolated(measured):
+def test_every_medium_slice_is_stacked_the_glitch_removed_the_rehoming_kept_and_the_gap_filled(measured):
     expected = {f"{k:02d}": "normalized" for k in range(1, 20)} | {"09": "interpolated"}
     assert measured["sources"] == expected
     assert measured["rehoming"]["glitch_slices"] == ["05"] and measured["rehoming"]["rehomed_slices"] == ["12"]
