@@ -9,8 +9,9 @@ and the gap, whose intensities no later slice can check, hold 0.12 of its
 ``1 - NCC²`` of 0.27 (NCC 0.854; BENCHMARKS.md, "Reconstruction accuracy").
 Here they are a tenth of the volume, as in a real brain of some 60 sections.
 
-The run takes about 5 minutes and 11 GB of disk at its peak; the raw tiles
-are removed once preprocessed and everything once measured.
+The run takes about 5 minutes and 11 GB of disk at its peak (skipped, with
+the reason, where less than ``NEEDED_GB`` is free); the raw tiles are removed
+once preprocessed and everything once measured.
 """
 
 from __future__ import annotations
@@ -29,12 +30,17 @@ from .volume_truth import brain_points, stacked_placements, volume_ncc
 #: The issue's target; measured 0.903 (seed 0; seeds 1 and 2: 0.898 and 0.903, BENCHMARKS.md).
 MIN_NCC = 0.90
 BRAIN_RADIUS_MM = 1.8  # placement is checked over sample points this close to the brain centre (semi-axes 2.3 x 2.6 mm)
+#: Disk the run needs at its peak (mosaic grids and every step's slices), with a margin.
+NEEDED_GB = 13.0
 
 
 @pytest.fixture(scope="module")
 def measured(tmp_path_factory):
     """Placement errors, rotation errors, the volume NCC and the rehoming record of one ``medium`` run."""
     root = tmp_path_factory.mktemp("reconstruct_medium")
+    free_gb = shutil.disk_usage(root).free / 1e9
+    if free_gb < NEEDED_GB:
+        pytest.skip(f"the medium reconstruction needs about {NEEDED_GB:.0f} GB free in {root.parent}, which has {free_gb:.1f} GB (TMPDIR moves it)")
     config = acquire_and_preprocess(root, "medium")
     shutil.move(root / "raw" / "truth", root / "truth")
     shutil.rmtree(root / "raw")
