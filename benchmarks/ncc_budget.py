@@ -36,7 +36,6 @@ acquisition (19 slices; about 10 min).
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import subprocess
 import sys

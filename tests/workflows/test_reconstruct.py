@@ -22,7 +22,7 @@ from serialoct.io.omezarr import open_ome_zarr
 from serialoct.io.tables import read_slice_config
 from serialoct.synth import load_truth, preset, write_acquisition
 
-from .volume_truth import brain_points, sample_volume, stacked_placements, volume_ncc, zone_brightness
+from .volume_truth import brain_points, placement_errors, sample_volume, stacked_placements, volume_ncc, zone_brightness
 
 PLACEMENT_PX = 1.0  # per slice, at the working resolution
 ROTATION_DEG = 0.3
@@ -65,12 +65,8 @@ def test_every_slice_lands_within_one_voxel_and_0p3_degrees_of_its_true_place(ru
     _, plan, root = run
     found, _, _ = stacked_placements(plan, root / "out", SUBJECT)
     assert sorted(found) == ["01", "02", "03", "05", "06", "07"]  # 04 is missing (interpolated)
-    points = brain_points(plan, BRAIN_RADIUS_MM)
-    ref_f, ref = found["01"]
-    for sid, (f, placed) in found.items():
-        error = np.hypot(*(f(points) - ref_f(points)).T)
-        turn = (placed["rotation_deg"] + plan.slice(sid).rotation_deg) - (ref["rotation_deg"] + plan.slice("01").rotation_deg)
-        assert error.max() < PLACEMENT_PX, f"slice {sid}: {error.max():.2f} px from its true place"
+    for sid, (error, turn) in placement_errors(plan, found, brain_points(plan, BRAIN_RADIUS_MM)).items():
+        assert error < PLACEMENT_PX, f"slice {sid}: {error:.2f} px from its true place"
         assert abs(turn) < ROTATION_DEG, f"slice {sid}: rotation off by {turn:.3f} deg"
 
 

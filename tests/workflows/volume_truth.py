@@ -132,3 +132,16 @@ def stacked_placements(plan, out: Path, subject: str):
             origin = frame_origin_px(plan, sid, tiles, pixel_mm)
             found[sid] = (sample_to_canvas(plan, sid, placed, origin, space["canvas_shape"], pixel_mm), placed)
     return found, volume, space
+
+
+def placement_errors(plan, found: dict, points: np.ndarray) -> dict[str, tuple[float, float]]:
+    """Slice id -> (largest distance in canvas pixels, rotation error in degrees) from where the first slice puts ``points``.
+
+    ``found`` is :func:`stacked_placements`'s first result; a right reconstruction
+    maps every sample point to the same canvas pixel whichever slice shows it.
+    """
+    first = next(iter(found))
+    ref_f, ref = found[first]
+    ref_turn = ref["rotation_deg"] + plan.slice(first).rotation_deg
+    return {sid: (float(np.hypot(*(f(points) - ref_f(points)).T).max()), placed["rotation_deg"] + plan.slice(sid).rotation_deg - ref_turn)
+            for sid, (f, placed) in found.items()}
