@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from serialoct.errors import FormatError, InputError
+from serialoct.io.direct import write_file
 
 __all__ = [
     "TileInfo",
@@ -432,4 +433,4 @@ def write_raw_tile(
     (tile_dir / "info.txt").write_text(format_info_text(values), encoding="utf-8")
     frames = np.asarray(frames, dtype="<f4")
     for k, part in enumerate(np.array_split(frames, n_files, axis=2)):
-        (tile_dir / f"image_{k:05d}.bin").write_bytes(np.asfortranarray(part).tobytes(order="F"))
+        write_file(tile_dir / f"image_{k:05d}.bin", [np.asfortranarray(part).T])  # C order of the transpose = Fortran order

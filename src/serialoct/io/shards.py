@@ -30,6 +30,8 @@ import zarr
 from zarr.codecs import BytesCodec, Crc32cCodec, ShardingCodec, ShardingCodecIndexLocation, ZstdCodec
 from zarr.storage import LocalStore
 
+from serialoct.io.direct import write_file
+
 __all__ = ["write_region", "write_shard", "write_volume"]
 
 _NOT_STORED = np.uint64(2**64 - 1)
@@ -81,8 +83,7 @@ def _store_shard(array, zstd, folder: Path, shard, per_shard, chunks) -> None:
     index_bytes = index.tobytes()
     parts += [index_bytes, np.uint32(google_crc32c.value(index_bytes)).astype("<u4").tobytes()]
     target.parent.mkdir(parents=True, exist_ok=True)
-    with open(target, "wb") as f:
-        f.writelines(parts)
+    write_file(target, parts)
 
 
 def write_volume(array: zarr.Array, volume: np.ndarray) -> None:

@@ -1,0 +1,110 @@
+"""Files written around the page cache hold exactly their bytes, and the usual write takes over where O_DIRECT is refused."""
+
+from __future__ import annotations
+
+import errno
+import os
+
+import numpy as np
+import pytest
+
+from serialoct.io import direct
+from serialoct.io.direct import MIN_DIRECT_BYTES, write_file
+
+
+@pytest.fixture
+def opened(monkeypatch):
+    """The files write_file opened with O_DIRECT; no file system remembered as refusing O_DIRECT."""
+    monkeypatch.setattr(direct, "_refused_devices", set())
+    monkeypatch.delenv(direct.ENV, raising=False)
+    paths = []
+    real_open = direct._open_direct
+
+    def spy(path):
+        paths.append(path)
+        return real_open(path)
+
+    monkeypatch.setattr(direct, "_open_direct", spy)
+    return paths
+
+
+def _went_direct(opened) -> bool:
+    return bool(opened)
+
+
+def _parts(rng, total):
+    data = rng.integers(0, 256, total, dtype=np.uint8).tobytes()
+    cut = total // 3
+    return [data[:cut], bytearray(data[cut:])]
+
+
+@pytest.mark.skipif(not hasattr(os, "O_DIRECT"), reason="no O_DIRECT on this OS")
+@pytest.mark.parametrize("extra", [0, 1, 4095, 4096, 4097, 100_003, 2 * direct._STAGING, 2 * direct._STAGING + 12_345])
+def test_a_direct_write_holds_exactly_the_parts_whatever_the_length(tmp_path, opened, extra):
+    parts = _parts(np.random.default_rng(extra), MIN_DIRECT_BYTES + extra)
+    write_file(tmp_path / "f.bin", parts)
+    assert (tmp_path / "f.bin").read_bytes() == b"".join(parts)
+    # direct where this file system allows it, else remembered as refusing it
+    assert _went_direct(opened) or os.stat(tmp_path).st_dev in direct._refused_devices
+
+
+def test_replacing_a_longer_file_leaves_only_the_new_bytes(tmp_path, opened):
+    rng = np.random.default_rng(1)
+    write_file(tmp_path / "f.bin", _parts(rng, 3 * MIN_DIRECT_BYTES))
+    parts = _parts(rng, MIN_DIRECT_BYTES + 17)
+    write_file(tmp_path / "f.bin", parts)
+    assert (tmp_path / "f.bin").read_bytes() == b"".join(parts)
+
+
+def test_an_array_part_is_written_in_memory_order(tmp_path, opened):
+    frames = np.random.default_rng(2).random((8, 90, 100), dtype=np.float32)
+    write_file(tmp_path / "f.bin", [np.asfortranarray(frames).T])
+    assert (tmp_path / "f.bin").read_bytes() == frames.tobytes(order="F")
+
+
+def test_small_files_are_written_the_usual_way(tmp_path, opened):
+    write_file(tmp_path / "f.bin", [b"x" * (MIN_DIRECT_BYTES - 1)])
+    assert (tmp_path / "f.bin").stat().st_size == MIN_DIRECT_BYTES - 1
+    assert not _went_direct(opened)
+
+
+@pytest.mark.skipif(not hasattr(os, "O_DIRECT"), reason="no O_DIRECT on this OS")
+def test_a_file_system_that_refuses_o_direct_gets_the_usual_write_and_is_not_asked_again(tmp_path, opened, monkeypatch):
+    def refuse(path):
+        opened.append(path)
+        raise OSError(errno.EINVAL, "Invalid argument")
+
+    monkeypatch.setattr(direct, "_open_direct", refuse)
+    parts = _parts(np.random.default_rng(3), 2 * MIN_DIRECT_BYTES)
+    write_file(tmp_path / "a.bin", parts)
+    write_file(tmp_path / "b.bin", parts)
+    assert (tmp_path / "a.bin").read_bytes() == (tmp_path / "b.bin").read_bytes() == b"".join(parts)
+    assert opened == [tmp_path / "a.bin"]
+
+
+@pytest.mark.skipif(not hasattr(os, "O_DIRECT"), reason="no O_DIRECT on this OS")
+def test_other_write_errors_are_raised(tmp_path, opened, monkeypatch):
+    def full(fd, view):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(direct, "_open_direct", lambda path: os.open(path, os.O_WRONLY | os.O_CREAT))  # whatever the file system
+    monkeypatch.setattr(direct, "_write_all", full)
+    with pytest.raises(OSError, match="No space left"):
+        write_file(tmp_path / "f.bin", _parts(np.random.default_rng(4), MIN_DIRECT_BYTES))
+
+
+def test_direct_writes_can_be_turned_off(tmp_path, opened, monkeypatch):
+    monkeypatch.setenv(direct.ENV, "off")
+    parts = _parts(np.random.default_rng(5), 2 * MIN_DIRECT_BYTES)
+    write_file(tmp_path / "f.bin", parts)
+    assert (tmp_path / "f.bin").read_bytes() == b"".join(parts)
+    assert not _went_direct(opened)
+
+
+def test_a_stitched_slice_written_around_the_page_cache_reads_back_through_zarr(tmp_path, opened):
+    from serialoct.io.slices import read_slice, write_slice
+
+    volume = np.random.default_rng(6).gamma(2.0, size=(20, 150, 140)).astype(np.float32)  # 1.7 MB: direct shards
+    write_slice(tmp_path / "s.ome.zarr", volume, (10.0, 10.0, 10.0))
+    np.testing.assert_array_equal(read_slice(tmp_path / "s.ome.zarr").volume, volume)
+    assert _went_direct(opened) or os.stat(tmp_path).st_dev in direct._refused_devices
