@@ -2,13 +2,12 @@
 
 Every step writes its output once, and the next step reads it once. Written
 the usual way, each byte is first copied into a fresh page of the page
-cache. On the virtual machines that run much of this work (this project's
-development machine among them) a guest page that was free has to be backed
-by the host again when it is first written, and that costs more than the
-copy: writing a stitched slice this way took more CPU than compressing it.
+cache. On some virtual machines (this project's development machine among
+them) a guest page that was free has to be backed by the host again when it
+is first written, which costs far more than the copy itself.
 Measured on that machine (BENCHMARKS.md, "Writing around the page cache"):
-the ``medium`` preprocessing 16.6-17.4 -> 9.5-9.6 s, its system time
-15 -> 2.7 s; the ``small`` reconstruction 16.0-17.8 -> 14.8-15.9 s. On a
+the ``medium`` preprocessing 22.8-34.4 -> 11.4-15.0 s, its system time
+21.7-40.4 -> 4.9-8.7 s; the ``medium`` reconstruction 210 -> 193 s. On a
 terabyte acquisition it also leaves the page cache to the files that are
 read more than once.
 
