@@ -56,8 +56,10 @@ def test_replacing_a_longer_file_leaves_only_the_new_bytes(tmp_path, opened):
     assert (tmp_path / "f.bin").read_bytes() == b"".join(parts)
 
 
-def test_an_array_part_is_written_in_memory_order(tmp_path, opened):
-    frames = np.random.default_rng(2).random((8, 90, 100), dtype=np.float32)
+@pytest.mark.parametrize("setting", ["on", "off"])
+def test_an_array_part_is_written_in_memory_order(tmp_path, opened, monkeypatch, setting):
+    monkeypatch.setenv(direct.ENV, setting)
+    frames = np.random.default_rng(2).random((8, 90, 100), dtype=np.float32)  # 288 kB
     write_file(tmp_path / "f.bin", [np.asfortranarray(frames).T])
     assert (tmp_path / "f.bin").read_bytes() == frames.tobytes(order="F")
 
