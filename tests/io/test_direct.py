@@ -28,10 +28,6 @@ def opened(monkeypatch):
     return paths
 
 
-def _went_direct(opened) -> bool:
-    return bool(opened)
-
-
 def _parts(rng, total):
     data = rng.integers(0, 256, total, dtype=np.uint8).tobytes()
     cut = total // 3
@@ -45,7 +41,7 @@ def test_a_direct_write_holds_exactly_the_parts_whatever_the_length(tmp_path, op
     write_file(tmp_path / "f.bin", parts)
     assert (tmp_path / "f.bin").read_bytes() == b"".join(parts)
     # direct where this file system allows it, else remembered as refusing it
-    assert _went_direct(opened) or os.stat(tmp_path).st_dev in direct._refused_devices
+    assert opened or os.stat(tmp_path).st_dev in direct._refused_devices
 
 
 def test_replacing_a_longer_file_leaves_only_the_new_bytes(tmp_path, opened):
@@ -67,7 +63,7 @@ def test_an_array_part_is_written_in_memory_order(tmp_path, opened, monkeypatch,
 def test_small_files_are_written_the_usual_way(tmp_path, opened):
     write_file(tmp_path / "f.bin", [b"x" * (MIN_DIRECT_BYTES - 1)])
     assert (tmp_path / "f.bin").stat().st_size == MIN_DIRECT_BYTES - 1
-    assert not _went_direct(opened)
+    assert not opened
 
 
 @pytest.mark.skipif(not hasattr(os, "O_DIRECT"), reason="no O_DIRECT on this OS")
@@ -100,7 +96,7 @@ def test_direct_writes_can_be_turned_off(tmp_path, opened, monkeypatch):
     parts = _parts(np.random.default_rng(5), 2 * MIN_DIRECT_BYTES)
     write_file(tmp_path / "f.bin", parts)
     assert (tmp_path / "f.bin").read_bytes() == b"".join(parts)
-    assert not _went_direct(opened)
+    assert not opened
 
 
 def test_a_stitched_slice_written_around_the_page_cache_reads_back_through_zarr(tmp_path, opened):
@@ -109,4 +105,4 @@ def test_a_stitched_slice_written_around_the_page_cache_reads_back_through_zarr(
     volume = np.random.default_rng(6).gamma(2.0, size=(20, 150, 140)).astype(np.float32)  # 1.7 MB: direct shards
     write_slice(tmp_path / "s.ome.zarr", volume, (10.0, 10.0, 10.0))
     np.testing.assert_array_equal(read_slice(tmp_path / "s.ome.zarr").volume, volume)
-    assert _went_direct(opened) or os.stat(tmp_path).st_dev in direct._refused_devices
+    assert opened or os.stat(tmp_path).st_dev in direct._refused_devices

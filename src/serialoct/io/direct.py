@@ -41,7 +41,7 @@ MIN_DIRECT_BYTES = 256 * 1024
 _BLOCK = 4096
 #: Bytes written at a time (a multiple of the block): the memory each writing thread keeps.
 _STAGING = 4 * 1024 * 1024
-_REFUSED = (errno.EINVAL, errno.EOPNOTSUPP, errno.ENOTSUP)
+_REFUSED = {errno.EINVAL, errno.EOPNOTSUPP, errno.ENOTSUP}  # ENOTSUP is EOPNOTSUPP on Linux, not everywhere
 
 _local = threading.local()
 _refused_devices: set[int] = set()
