@@ -201,6 +201,32 @@ def test_legacy_orientation_rotates_270_then_flips_first_lateral_axis(rng):
     assert out[1, 2, 3] == tile[1, NX - 1 - 3, NY - 1 - 2]
 
 
+def test_a_tile_split_over_files_joined_in_a_given_buffer_reads_as_joined_anew(rng, tmp_path):
+    frames = _tile(rng, (NZ, NX, NY * 2))
+    write_raw_tile(tmp_path / "t", frames, _values(n_repeat=2), n_files=3)
+    scratch = np.full(frames.size, -1.0, np.float32)
+    np.testing.assert_array_equal(read_tile(tmp_path / "t", scratch=scratch), read_tile(tmp_path / "t"))
+    joined = read_raw_frames(tmp_path / "t", out=scratch)
+    assert np.shares_memory(joined, scratch)
+    np.testing.assert_array_equal(joined, frames)
+    with pytest.raises(ValueError, match="contiguous float32 values"):
+        read_raw_frames(tmp_path / "t", out=np.empty(frames.size - 1, np.float32))
+
+
+def test_decoding_into_a_given_array_gives_the_same_tile_in_that_array(rng, tmp_path):
+    from serialoct.io.raw import _tile_info
+
+    info = _tile_info(_values(n_extra=3), "info.txt")
+    frames = np.asfortranarray(_tile(rng, (NZ, NX + 3, NY)))  # the raw files' order: depth fastest
+    for legacy, shape in ((False, (NZ, NX, NY)), (True, (NZ, NY, NX))):
+        out = np.full(shape, -1.0, np.float32)
+        decoded = decode_frames(frames, info, galvo_band_start=2, legacy_orientation=legacy, out=out)
+        assert decoded is out
+        np.testing.assert_array_equal(out, decode_frames(frames, info, galvo_band_start=2, legacy_orientation=legacy))
+    with pytest.raises(ValueError, match="C-contiguous float32 array of shape"):
+        decode_frames(frames, info, out=np.empty((NZ, NY, NX), np.float32))
+
+
 # --------------------------------------------------------------------------- discovery
 
 

@@ -49,3 +49,36 @@ def test_each_shards_tiles_are_announced_for_read_ahead_before_any_of_them_is_ma
         assert announced_at < first_made
         if k + 1 < len(announced):  # the next shard is announced while this one is still being made
             assert [i for i, (kind, _) in enumerate(events) if kind == "prefetch"][k + 1] < first_made
+
+
+def test_tiles_decoded_into_reused_buffers_are_each_written_as_made_with_no_more_buffers_than_shards_in_flight(rng, tmp_path):
+    from serialoct.io.slices import TileBuffers
+
+    layout = mosaic_layout((3, 4, 5), (6, 6), (8.0, 10.0, 10.0), sharding_factor=2)  # 9 shards of 4 tiles
+    tiles = {(ix, iy): rng.uniform(size=(3, 4, 5)).astype(np.float32) for ix in range(6) for iy in range(6)}
+    buffers = TileBuffers((3, 4, 5))
+    arrays = set()
+
+    def make(ix, iy):
+        out = buffers.take()
+        arrays.add(id(out))
+        out[...] = tiles[ix, iy]
+        return out
+
+    write_mosaic_grid(tmp_path / "grid.ome.zarr", layout, make, workers=2, buffers=buffers)
+    volume = open_ome_zarr(tmp_path / "grid.ome.zarr").read(0)
+    for (ix, iy), tile in tiles.items():
+        np.testing.assert_array_equal(volume[:, 4 * ix : 4 * ix + 4, 5 * iy : 5 * iy + 5], tile)
+    assert len(arrays) <= (2 + 1) * 4  # the shards being written (workers) and the one being made, not 36
+
+
+def test_tile_buffers_take_back_only_what_they_lent():
+    from serialoct.io.slices import TileBuffers
+
+    buffers = TileBuffers((2, 3, 4))
+    first = buffers.take()
+    assert first.shape == (2, 3, 4) and first.dtype == np.float32 and first.flags.c_contiguous
+    foreign = np.zeros((2, 3, 4), np.float32)
+    buffers.give([foreign, first])
+    assert buffers.take() is first
+    assert buffers.take() is not foreign

@@ -251,10 +251,12 @@ def tile_bin_files(tile_dir: str | os.PathLike) -> list[Path]:
     return files
 
 
-def read_raw_frames(tile_dir: str | os.PathLike, info: TileInfo | None = None) -> np.ndarray:
+def read_raw_frames(tile_dir: str | os.PathLike, info: TileInfo | None = None, *, out: np.ndarray | None = None) -> np.ndarray:
     """The recorded frames of a tile, ``(n_z, nx + n_extra, ny * n_repeat)`` float32.
 
-    A single ``.bin`` is memory-mapped (no copy); several are read one after the other into one array.
+    A single ``.bin`` is memory-mapped (no copy); several are read one after
+    the other into one array: ``out`` when given (a reused buffer of
+    ``n_z * (nx + n_extra) * ny * n_repeat`` contiguous float32, any shape).
 
     Raises
     ------
@@ -287,7 +289,10 @@ def read_raw_frames(tile_dir: str | os.PathLike, info: TileInfo | None = None) -
         return parts[0]
     # Fortran order with the frames last: the files' bytes one after the other are the whole
     # array's. Joining them flat is one copy; joining the 3-D arrays would transpose to C order.
-    flat = np.concatenate([part.reshape(-1, order="F") for part in parts])
+    size = info.n_z * info.n_alines * n_frames
+    if out is not None and (out.dtype != np.float32 or out.size != size or not out.flags.c_contiguous):
+        raise ValueError(f"out must be {size:,} contiguous float32 values, not {out.dtype} {out.shape}")
+    flat = np.concatenate([part.reshape(-1, order="F") for part in parts], out=None if out is None else out.reshape(-1))
     return flat.reshape((info.n_z, info.n_alines, n_frames), order="F")
 
 
@@ -325,6 +330,7 @@ def decode_frames(
     galvo_band_start: int | None = None,
     fix_camera_shift: bool = False,
     legacy_orientation: bool = False,
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
     """Turn recorded frames into a tile ``(z, x, y)`` float32.
 
@@ -342,10 +348,14 @@ def decode_frames(
         Roll the A-line axis so the saturated scan-start sample comes first.
     legacy_orientation : bool
         Rotate by 270° in the lateral plane, then flip the first lateral axis.
+    out : ndarray, optional
+        A C-contiguous float32 array of the tile's shape to decode into (a
+        reused buffer: on some machines a fresh page costs more than the copy).
 
     Returns
     -------
     ndarray, shape (n_z, nx, ny) — or (n_z, ny, nx) with legacy orientation — float32
+        ``out`` when given.
     """
     n_alines = info.n_alines
     start = 0
@@ -364,10 +374,14 @@ def decode_frames(
         tile = kept.reshape(info.n_z, info.nx, info.ny, info.n_repeat).mean(axis=3, dtype=np.float32)
     else:
         tile = kept
-    tile = np.ascontiguousarray(tile, dtype=np.float32)
     if legacy_orientation:
-        tile = np.ascontiguousarray(np.flip(np.rot90(tile, k=3, axes=(1, 2)), axis=1))
-    return tile
+        tile = np.flip(np.rot90(tile, k=3, axes=(1, 2)), axis=1)
+    if out is None:
+        return np.ascontiguousarray(tile, dtype=np.float32)
+    if out.shape != tile.shape or out.dtype != np.float32 or not out.flags.c_contiguous:
+        raise ValueError(f"out must be a C-contiguous float32 array of shape {tile.shape}, not {out.dtype} {out.shape}")
+    np.copyto(out, tile)
+    return out
 
 
 def read_tile(
@@ -377,10 +391,14 @@ def read_tile(
     fix_camera_shift: bool = False,
     legacy_orientation: bool = False,
     check_finite: bool = True,
+    out: np.ndarray | None = None,
+    scratch: np.ndarray | None = None,
 ) -> np.ndarray:
     """Read one raw tile folder into a ``(z, x, y)`` float32 array.
 
-    See :func:`decode_frames` for the options.
+    See :func:`decode_frames` for the options (``out``: decode into this
+    array) and :func:`read_raw_frames` for ``scratch`` (its ``out``: where a
+    tile split over several files is joined).
 
     Raises
     ------
@@ -393,9 +411,10 @@ def read_tile(
     >>> from serialoct.synth import render_acquisition  # doctest: +SKIP
     """
     info = read_info(tile_dir)
-    frames = read_raw_frames(tile_dir, info)
+    frames = read_raw_frames(tile_dir, info, out=scratch)
     tile = decode_frames(
-        frames, info, galvo_band_start=galvo_band_start, fix_camera_shift=fix_camera_shift, legacy_orientation=legacy_orientation
+        frames, info, galvo_band_start=galvo_band_start, fix_camera_shift=fix_camera_shift, legacy_orientation=legacy_orientation,
+        out=out,
     )
     # A float64 sum of float32 samples is finite exactly when every sample is (it cannot
     # overflow), and costs one pass without a temporary mask.

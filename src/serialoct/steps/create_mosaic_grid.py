@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
 
     from serialoct.compute import apply_cpu_limits, get_backend
     from serialoct.io.acquisition import discover_slices, read_slice_geometry
-    from serialoct.io.slices import write_mosaic_grid
+    from serialoct.io.slices import TileBuffers, write_mosaic_grid
     from serialoct.io.raw import BIN_GLOB, read_ahead, read_raw_frames, read_tile
     from serialoct.io.tables import Metric, StepMetrics, write_metrics
     from serialoct.preproc.galvo import detect_galvo_band
@@ -90,18 +90,25 @@ def run(args: argparse.Namespace) -> int:
     blank = []  # tiles with no signal at all
 
     refs = {(t.ix, t.iy): t for t in geometry.tiles.tiles}
+    buffers = TileBuffers(tile_shape)
+    scratch = TileBuffers((info.n_z * info.n_alines * info.n_frames,))  # tiles split over several files are joined there
 
     def make_tile(ix, iy):
         ref = refs.get((ix, iy))
         if ref is None:
             return None  # never acquired: a hole (zeros)
+        joined = scratch.take()
         tile = read_tile(
-            ref.path, galvo_band_start=band_start, fix_camera_shift=p["fix_camera_shift"], legacy_orientation=p["preprocess"]
+            ref.path, galvo_band_start=band_start, fix_camera_shift=p["fix_camera_shift"], legacy_orientation=p["preprocess"],
+            out=buffers.take(), scratch=joined,
         )
+        scratch.give([joined])
         if not tile.any():
             blank.append(ref.path.name)
         if p["resolution"] > 0:
-            tile = resample_tile_isotropic(tile, native_voxel, resolution_um=p["resolution"], backend=backend)
+            decoded, tile = tile, resample_tile_isotropic(tile, native_voxel, resolution_um=p["resolution"], backend=backend)
+            if tile is not decoded:  # resampling to the native voxel returns the tile itself
+                buffers.give([decoded])
         return tile
 
     extra = {
@@ -126,7 +133,7 @@ def run(args: argparse.Namespace) -> int:
         read_ahead([f for ij in indices if ij in refs for f in refs[ij].path.glob(BIN_GLOB)])
 
     write_mosaic_grid(args.output, layout, make_tile, extra=extra, workers=p["processes"], before_commit=refuse_blank_slice,
-                      prefetch=prefetch)
+                      prefetch=prefetch, buffers=buffers)
 
     elapsed = time.perf_counter() - started
     raw_mb = sum(f.stat().st_size for t in geometry.tiles.tiles for f in t.path.glob(BIN_GLOB)) / 1e6
