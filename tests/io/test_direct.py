@@ -81,6 +81,43 @@ def test_a_file_system_that_refuses_o_direct_gets_the_usual_write_and_is_not_ask
 
 
 @pytest.mark.skipif(not hasattr(os, "O_DIRECT"), reason="no O_DIRECT on this OS")
+def test_a_file_system_that_refuses_the_first_direct_write_gets_the_usual_write_of_every_part(tmp_path, opened, monkeypatch):
+    def refuse(fd, view):
+        raise OSError(errno.EINVAL, "Invalid argument")
+
+    monkeypatch.setattr(direct, "_write_all", refuse)
+    parts = _parts(np.random.default_rng(7), 3 * direct._STAGING)
+    write_file(tmp_path / "f.bin", iter(parts))
+    assert (tmp_path / "f.bin").read_bytes() == b"".join(parts)
+    assert os.stat(tmp_path).st_dev in direct._refused_devices
+
+
+@pytest.mark.parametrize("setting", ["on", "off"])
+def test_parts_from_a_generator_are_written_in_order_each_released_before_the_next_but_one_is_made(tmp_path, opened, monkeypatch, setting):
+    import gc
+    import weakref
+
+    monkeypatch.setenv(direct.ENV, setting)
+    rng = np.random.default_rng(8)
+    arrays = [rng.integers(0, 256, n, dtype=np.uint8) for n in (300_000, 5_000_000, 123, 4_200_000, 77_777)]
+    alive = []
+
+    def parts():
+        made = []
+        for array in arrays:
+            gc.collect()
+            alive.append(sum(ref() is not None for ref in made))
+            part = array.copy()
+            made.append(weakref.ref(part))
+            yield part
+            del part
+
+    write_file(tmp_path / "f.bin", parts())
+    assert (tmp_path / "f.bin").read_bytes() == b"".join(a.tobytes() for a in arrays)
+    assert max(alive) <= 1  # the part being written; not the file's
+
+
+@pytest.mark.skipif(not hasattr(os, "O_DIRECT"), reason="no O_DIRECT on this OS")
 def test_other_write_errors_are_raised(tmp_path, opened, monkeypatch):
     def full(fd, view):
         raise OSError(errno.ENOSPC, "No space left on device")

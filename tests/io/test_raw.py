@@ -151,7 +151,7 @@ def test_tile_folder_without_bin_is_an_input_error(tmp_path, rng):
         read_tile(tmp_path / "t")
 
 
-@pytest.mark.parametrize("bad", [np.nan, np.inf])
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
 def test_non_finite_samples_are_refused(tmp_path, rng, bad):
     tile = _tile(rng)
     tile[2, 3, 4] = bad

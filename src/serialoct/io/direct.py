@@ -14,7 +14,9 @@ read more than once.
 :func:`write_file` copies the file's parts through an aligned 4 MiB buffer
 (one per thread, reused, so its pages stay backed), writes it with
 ``O_DIRECT`` each time it is full (the last time padded to whole blocks) and
-truncates the file to its length. Where ``O_DIRECT``
+truncates the file to its length. The parts may come from a generator, one
+at a time; the first whole blocks are written as soon as the file is known
+not to be small, so a refusal comes while those parts are still at hand. Where ``O_DIRECT``
 is not available (another OS) or the file system refuses it (``EINVAL``, as
 tmpfs before Linux 6.6 does), the file is written the usual way, and that
 file system is not asked again in this process. Small files are always
@@ -25,9 +27,10 @@ off.
 from __future__ import annotations
 
 import errno
+import itertools
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -47,24 +50,35 @@ _local = threading.local()
 _refused_devices: set[int] = set()
 
 
-def write_file(path: str | os.PathLike, parts: Sequence[bytes | bytearray | memoryview | np.ndarray]) -> None:
+def write_file(path: str | os.PathLike, parts: Iterable[bytes | bytearray | memoryview | np.ndarray]) -> None:
     """Write the concatenation of ``parts`` to ``path`` (created or replaced), around the page cache where allowed.
 
     A part is anything that exposes a C-contiguous buffer (bytes, a C-contiguous array); its bytes are written
-    in memory order.
+    in memory order. ``parts`` may be a generator: each part is copied out before the next is asked for, so
+    a writer that makes its parts one at a time (:func:`serialoct.io.shards.write_shard` encoding chunks)
+    holds one at a time.
     """
     path = Path(path)
-    total = sum(memoryview(p).nbytes for p in parts)
-    if total >= MIN_DIRECT_BYTES and _direct_allowed(path.parent):
-        try:
-            _write_direct(path, parts, total)
+    parts = iter(parts)
+    head, size = [], 0
+    for part in parts:  # enough of the file to tell whether it is small
+        head.append(part)
+        size += memoryview(part).nbytes
+        if size >= MIN_DIRECT_BYTES:
+            break
+    if size >= MIN_DIRECT_BYTES and _direct_allowed(path.parent):
+        target = _start_direct(path, head)
+        if target is not None:
+            head.clear()
+            try:
+                for part in parts:
+                    target.write(part)
+                target.finish()
+            finally:
+                target.close()
             return
-        except OSError as exc:
-            if exc.errno not in _REFUSED:
-                raise
-            _refused_devices.add(os.stat(path.parent).st_dev)
     with open(path, "wb") as f:
-        f.writelines(parts)
+        f.writelines(itertools.chain(head, parts))
 
 
 def _direct_allowed(folder: Path) -> bool:
@@ -83,29 +97,70 @@ def _staging_buffer() -> np.ndarray:
     return buffer
 
 
-def _write_direct(path: Path, parts, total: int) -> None:
-    """The parts through the staging buffer, whole buffers at a time, the last one padded to whole blocks; then the true length."""
-    buffer = _staging_buffer()
-    fd = _open_direct(path)
+def _start_direct(path: Path, head: list) -> _DirectFile | None:
+    """``path`` opened with ``O_DIRECT``, ``head`` written up to its last whole block (so that a file system
+    that refuses direct writes says so while every part is still at hand); None where it refuses."""
     try:
-        filled = 0
-        for part in parts:
-            data = np.frombuffer(part, dtype=np.uint8)
-            taken = 0
-            while taken < data.size:
-                n = min(_STAGING - filled, data.size - taken)
-                buffer[filled : filled + n] = data[taken : taken + n]
-                filled, taken = filled + n, taken + n
-                if filled == _STAGING:
-                    _write_all(fd, memoryview(buffer))
-                    filled = 0
-        if filled:
-            padded = -(-filled // _BLOCK) * _BLOCK
-            buffer[filled:padded] = 0
-            _write_all(fd, memoryview(buffer[:padded]))
-        os.ftruncate(fd, total)
-    finally:
-        os.close(fd)
+        target = _DirectFile(path)
+    except OSError as exc:
+        if exc.errno not in _REFUSED:
+            raise
+        _refused_devices.add(os.stat(path.parent).st_dev)
+        return None
+    try:
+        for part in head:
+            target.write(part)
+        target.write_blocks()
+    except OSError as exc:
+        target.close()
+        if exc.errno not in _REFUSED:
+            raise
+        _refused_devices.add(os.stat(path.parent).st_dev)
+        return None
+    return target
+
+
+class _DirectFile:
+    """Bytes gathered in this thread's staging buffer and written whole buffers at a time, the last one padded to
+    whole blocks; then the file is cut to its true length."""
+
+    def __init__(self, path: Path):
+        self.fd = _open_direct(path)
+        self.buffer = _staging_buffer()
+        self.filled = 0
+        self.total = 0
+
+    def write(self, part) -> None:
+        data = np.frombuffer(part, dtype=np.uint8)
+        self.total += data.size
+        taken = 0
+        while taken < data.size:
+            n = min(_STAGING - self.filled, data.size - taken)
+            self.buffer[self.filled : self.filled + n] = data[taken : taken + n]
+            self.filled, taken = self.filled + n, taken + n
+            if self.filled == _STAGING:
+                _write_all(self.fd, memoryview(self.buffer))
+                self.filled = 0
+
+    def write_blocks(self) -> None:
+        """Write the whole blocks gathered so far; the partial one stays in the buffer."""
+        whole = self.filled // _BLOCK * _BLOCK
+        if whole:
+            _write_all(self.fd, memoryview(self.buffer[:whole]))
+            rest = self.filled - whole  # < one block <= whole: the two ranges do not overlap
+            self.buffer[:rest] = self.buffer[whole : self.filled]
+            self.filled = rest
+
+    def finish(self) -> None:
+        if self.filled:
+            padded = -(-self.filled // _BLOCK) * _BLOCK
+            self.buffer[self.filled : padded] = 0
+            _write_all(self.fd, memoryview(self.buffer[:padded]))
+            self.filled = 0
+        os.ftruncate(self.fd, self.total)
+
+    def close(self) -> None:
+        os.close(self.fd)
 
 
 def _open_direct(path: Path) -> int:

@@ -365,22 +365,26 @@ def decode_frames(
     # After the camera roll, A-line j of the rolled scan is raw A-line (start + j); keeping the
     # nx A-lines that follow the band means raw indices band + n_extra + k, k = 0..nx-1.
     first_kept = (band + info.n_extra) % n_alines if galvo_band_start is not None else 0
-    keep = (start + first_kept + np.arange(info.nx)) % n_alines
-    if np.array_equal(keep, np.arange(info.nx)):
-        kept = frames[:, : info.nx, :]
-    else:
-        kept = frames[:, keep, :]
+    first = (start + first_kept) % n_alines
+    # The kept A-lines are one run of the scan, or two where they wrap past its end: views, not a copy.
+    runs = [(first, min(first + info.nx, n_alines))]
+    if runs[0][1] - first < info.nx:
+        runs.append((0, info.nx - (runs[0][1] - first)))
+    pieces = [frames[:, lo:hi, :] for lo, hi in runs]
     if info.n_repeat > 1:
-        tile = kept.reshape(info.n_z, info.nx, info.ny, info.n_repeat).mean(axis=3, dtype=np.float32)
-    else:
-        tile = kept
-    if legacy_orientation:
-        tile = np.flip(np.rot90(tile, k=3, axes=(1, 2)), axis=1)
+        pieces = [p.reshape(info.n_z, p.shape[1], info.ny, info.n_repeat).mean(axis=3, dtype=np.float32) for p in pieces]
+    shape = (info.n_z, info.ny, info.nx) if legacy_orientation else (info.n_z, info.nx, info.ny)
     if out is None:
-        return np.ascontiguousarray(tile, dtype=np.float32)
-    if out.shape != tile.shape or out.dtype != np.float32 or not out.flags.c_contiguous:
-        raise ValueError(f"out must be a C-contiguous float32 array of shape {tile.shape}, not {out.dtype} {out.shape}")
-    np.copyto(out, tile)
+        out = np.empty(shape, dtype=np.float32)
+    elif out.shape != shape or out.dtype != np.float32 or not out.flags.c_contiguous:
+        raise ValueError(f"out must be a C-contiguous float32 array of shape {shape}, not {out.dtype} {out.shape}")
+    # Legacy orientation: out is the scan rotated by 270° in the lateral plane, then flipped along its first
+    # lateral axis; the inverse turns out into a view in the scan's orientation.
+    scan = np.rot90(np.flip(out, axis=1), k=1, axes=(1, 2)) if legacy_orientation else out
+    at = 0
+    for piece in pieces:
+        scan[:, at : at + piece.shape[1], :] = piece
+        at += piece.shape[1]
     return out
 
 
@@ -416,9 +420,9 @@ def read_tile(
         frames, info, galvo_band_start=galvo_band_start, fix_camera_shift=fix_camera_shift, legacy_orientation=legacy_orientation,
         out=out,
     )
-    # A float64 sum of float32 samples is finite exactly when every sample is (it cannot
-    # overflow), and costs one pass without a temporary mask.
-    if check_finite and not np.isfinite(tile.sum(dtype=np.float64)):
+    # The extremes are finite exactly when every sample is (NaN propagates through min and max): no
+    # temporary mask and, unlike a float64 sum, no cast buffers (fresh memory, costly on some machines).
+    if check_finite and not (np.isfinite(tile.min()) and np.isfinite(tile.max())):
         bad = int(np.size(tile) - np.count_nonzero(np.isfinite(tile)))
         raise FormatError(tile_dir, f"{bad:,} non-finite (NaN or inf) samples in the decoded tile")
     return tile

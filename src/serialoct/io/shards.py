@@ -64,26 +64,35 @@ def write_shard(array: zarr.Array, shard: tuple[int, ...], chunks: Mapping[tuple
 
 
 def _store_shard(array, zstd, folder: Path, shard, per_shard, chunks) -> None:
-    """Encode the chunks and write the shard file (``sharding_indexed``: chunks, index, its crc32c)."""
-    dtype = array.dtype.newbyteorder("<")
-    index = np.full((*per_shard, 2), _NOT_STORED, dtype="<u8")
-    parts, offset = [], 0
-    for position in np.ndindex(*per_shard):  # C order, as zarr reads them (any order is valid)
-        data = chunks.get(position)
-        if data is None:
-            continue
-        encoded = zstd.encode(np.ascontiguousarray(data, dtype=dtype))
-        index[position] = (offset, len(encoded))
-        offset += len(encoded)
-        parts.append(encoded)
+    """Encode the chunks and write the shard file (``sharding_indexed``: chunks, index, its crc32c).
+
+    The chunks are encoded one at a time as the file is written, so one encoded chunk is held at a time (and
+    its memory is reused for the next) rather than the whole shard's.
+    """
     target = folder / array.metadata.encode_chunk_key(shard)
-    if not parts:
+    if not chunks:
         target.unlink(missing_ok=True)  # an empty shard is no file
         return
-    index_bytes = index.tobytes()
-    parts += [index_bytes, np.uint32(google_crc32c.value(index_bytes)).astype("<u4").tobytes()]
+    dtype = array.dtype.newbyteorder("<")
+
+    def encoded():
+        index = np.full((*per_shard, 2), _NOT_STORED, dtype="<u8")
+        offset = 0
+        for position in np.ndindex(*per_shard):  # C order, as zarr reads them (any order is valid)
+            data = chunks.get(position)
+            if data is None:
+                continue
+            part = zstd.encode(np.ascontiguousarray(data, dtype=dtype))
+            index[position] = (offset, len(part))
+            offset += len(part)
+            yield part
+            del part
+        index_bytes = index.tobytes()
+        yield index_bytes
+        yield np.uint32(google_crc32c.value(index_bytes)).astype("<u4").tobytes()
+
     target.parent.mkdir(parents=True, exist_ok=True)
-    write_file(target, parts)
+    write_file(target, encoded())
 
 
 def write_volume(array: zarr.Array, volume: np.ndarray) -> None:
