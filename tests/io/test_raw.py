@@ -213,7 +213,7 @@ def test_a_tile_split_over_files_joined_in_a_given_buffer_reads_as_joined_anew(r
         read_raw_frames(tmp_path / "t", out=np.empty(frames.size - 1, np.float32))
 
 
-def test_decoding_into_a_given_array_gives_the_same_tile_in_that_array(rng, tmp_path):
+def test_decoding_into_a_given_array_gives_the_same_tile_in_that_array(rng):
     from serialoct.io.raw import _tile_info
 
     info = _tile_info(_values(n_extra=3), "info.txt")

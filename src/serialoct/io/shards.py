@@ -66,8 +66,8 @@ def write_shard(array: zarr.Array, shard: tuple[int, ...], chunks: Mapping[tuple
 def _store_shard(array, zstd, folder: Path, shard, per_shard, chunks) -> None:
     """Encode the chunks and write the shard file (``sharding_indexed``: chunks, index, its crc32c).
 
-    The chunks are encoded one at a time as the file is written, so one encoded chunk is held at a time (and
-    its memory is reused for the next) rather than the whole shard's.
+    The chunks are encoded one at a time as the file is written, so one encoded chunk is held at a time rather
+    than the whole shard's (a ``medium`` mosaic step's peak RSS 277 -> 249 MB).
     """
     target = folder / array.metadata.encode_chunk_key(shard)
     if not chunks:

@@ -108,7 +108,7 @@ class TileBuffers:
 
     Decoding every tile into a fresh array makes the kernel zero a fresh page
     for every 4 KiB of it; on a virtual machine that hands freed memory back to
-    its host, that was a third of the mosaic step's CPU. :func:`write_mosaic_grid`
+    its host, that was up to a third of the mosaic step's CPU. :func:`write_mosaic_grid`
     gives a shard's tiles back after writing it, so a slice needs no more
     arrays than the shards in flight hold. Thread-safe.
     """
