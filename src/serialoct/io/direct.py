@@ -100,19 +100,15 @@ def _staging_buffer() -> np.ndarray:
 def _start_direct(path: Path, head: list) -> _DirectFile | None:
     """``path`` opened with ``O_DIRECT``, ``head`` written up to its last whole block (so that a file system
     that refuses direct writes says so while every part is still at hand); None where it refuses."""
+    target = None
     try:
         target = _DirectFile(path)
-    except OSError as exc:
-        if exc.errno not in _REFUSED:
-            raise
-        _refused_devices.add(os.stat(path.parent).st_dev)
-        return None
-    try:
         for part in head:
             target.write(part)
         target.write_blocks()
     except OSError as exc:
-        target.close()
+        if target is not None:
+            target.close()
         if exc.errno not in _REFUSED:
             raise
         _refused_devices.add(os.stat(path.parent).st_dev)
