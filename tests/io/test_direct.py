@@ -1,4 +1,5 @@
-"""Files written around the page cache hold exactly their bytes, and the usual write takes over where O_DIRECT is refused."""
+"""Files written or read around the page cache hold exactly their bytes, and the usual write or read takes over where
+O_DIRECT is refused."""
 
 from __future__ import annotations
 
@@ -9,23 +10,28 @@ import numpy as np
 import pytest
 
 from serialoct.io import direct
-from serialoct.io.direct import MIN_DIRECT_BYTES, write_file
+from serialoct.io.direct import MIN_DIRECT_BYTES, BufferPool, aligned_empty, read_into, write_file
+
+
+def _spy_on(monkeypatch, name):
+    """The paths given to ``direct.<name>``, recorded; no file system remembered as refusing O_DIRECT."""
+    monkeypatch.setattr(direct, "_refused_devices", set())
+    monkeypatch.delenv(direct.ENV, raising=False)
+    paths = []
+    real = getattr(direct, name)
+
+    def spy(path, *args):
+        paths.append(path)
+        return real(path, *args)
+
+    monkeypatch.setattr(direct, name, spy)
+    return paths
 
 
 @pytest.fixture
 def opened(monkeypatch):
-    """The files write_file opened with O_DIRECT; no file system remembered as refusing O_DIRECT."""
-    monkeypatch.setattr(direct, "_refused_devices", set())
-    monkeypatch.delenv(direct.ENV, raising=False)
-    paths = []
-    real_open = direct._open_direct
-
-    def spy(path):
-        paths.append(path)
-        return real_open(path)
-
-    monkeypatch.setattr(direct, "_open_direct", spy)
-    return paths
+    """The files write_file opened with O_DIRECT."""
+    return _spy_on(monkeypatch, "_open_direct")
 
 
 def _parts(rng, total):
@@ -143,3 +149,86 @@ def test_a_stitched_slice_written_around_the_page_cache_reads_back_through_zarr(
     write_slice(tmp_path / "s.ome.zarr", volume, (10.0, 10.0, 10.0))
     np.testing.assert_array_equal(read_slice(tmp_path / "s.ome.zarr").volume, volume)
     assert opened or os.stat(tmp_path).st_dev in direct._refused_devices
+
+
+# --------------------------------------------------------------------------- reading
+
+
+@pytest.fixture
+def read_directly(monkeypatch):
+    """The files read_into read with O_DIRECT."""
+    return _spy_on(monkeypatch, "_read_direct")
+
+
+@pytest.mark.skipif(not hasattr(os, "O_DIRECT"), reason="no O_DIRECT on this OS")
+@pytest.mark.parametrize("extra", [0, 1, 4095, 4096, 4097, 100_003])
+def test_a_direct_read_fills_an_aligned_buffer_with_exactly_the_files_first_bytes(tmp_path, read_directly, extra):
+    data = np.random.default_rng(extra).integers(0, 256, MIN_DIRECT_BYTES + extra + 5000, dtype=np.uint8).tobytes()
+    (tmp_path / "f.bin").write_bytes(data)
+    for n in (MIN_DIRECT_BYTES + extra, len(data)):  # part of the file, all of it
+        out = aligned_empty(n + 4096, np.uint8)
+        out[n:] = 7
+        read_into(tmp_path / "f.bin", out[:n])
+        assert out[:n].tobytes() == data[:n]
+        assert (out[n:] == 7).all()  # nothing written past the buffer, though whole blocks are read
+    assert read_directly or os.stat(tmp_path).st_dev in direct._refused_devices
+
+
+def test_a_buffer_off_the_block_boundary_or_small_is_read_the_usual_way(tmp_path, read_directly):
+    data = np.random.default_rng(1).integers(0, 256, 2 * MIN_DIRECT_BYTES, dtype=np.uint8).tobytes()
+    (tmp_path / "f.bin").write_bytes(data)
+    out = aligned_empty(len(data) + 1, np.uint8)[1:]
+    read_into(tmp_path / "f.bin", out)
+    small = aligned_empty(MIN_DIRECT_BYTES - 1, np.uint8)
+    read_into(tmp_path / "f.bin", small)
+    assert out.tobytes() == data and small.tobytes() == data[: small.size]
+    assert not read_directly
+
+
+@pytest.mark.parametrize("setting", ["on", "off"])
+def test_a_file_shorter_than_the_buffer_is_an_end_of_file_error(tmp_path, read_directly, monkeypatch, setting):
+    monkeypatch.setenv(direct.ENV, setting)
+    (tmp_path / "f.bin").write_bytes(b"x" * (MIN_DIRECT_BYTES + 100))
+    with pytest.raises(EOFError, match="expected at least"):
+        read_into(tmp_path / "f.bin", aligned_empty(MIN_DIRECT_BYTES + 4096, np.uint8))
+
+
+@pytest.mark.skipif(not hasattr(os, "O_DIRECT"), reason="no O_DIRECT on this OS")
+def test_a_file_system_that_refuses_direct_reads_gets_the_usual_read_and_is_not_asked_again(tmp_path, read_directly, monkeypatch):
+    real_open = os.open
+
+    def refusing_open(path, flags, *args):
+        if flags & os.O_DIRECT:
+            read_directly.append("refused")
+            raise OSError(errno.EINVAL, "Invalid argument")
+        return real_open(path, flags, *args)
+
+    monkeypatch.setattr(direct.os, "open", refusing_open)
+    data = np.random.default_rng(2).integers(0, 256, 2 * MIN_DIRECT_BYTES, dtype=np.uint8).tobytes()
+    (tmp_path / "f.bin").write_bytes(data)
+    for _ in range(2):
+        out = aligned_empty(len(data), np.uint8)
+        read_into(tmp_path / "f.bin", out)
+        assert out.tobytes() == data
+    assert read_directly.count("refused") == 1
+    assert os.stat(tmp_path).st_dev in direct._refused_devices
+
+
+def test_direct_reads_can_be_turned_off(tmp_path, read_directly, monkeypatch):
+    monkeypatch.setenv(direct.ENV, "off")
+    data = b"y" * (2 * MIN_DIRECT_BYTES)
+    (tmp_path / "f.bin").write_bytes(data)
+    out = aligned_empty(len(data), np.uint8)
+    read_into(tmp_path / "f.bin", out)
+    assert out.tobytes() == data and not read_directly
+
+
+def test_a_buffer_pool_lends_aligned_arrays_and_takes_back_only_what_it_lent():
+    pool = BufferPool((2, 3, 4))
+    first = pool.take()
+    assert first.shape == (2, 3, 4) and first.dtype == np.float32 and first.flags.c_contiguous
+    assert first.ctypes.data % 4096 == 0
+    foreign = np.zeros((2, 3, 4), np.float32)
+    pool.give([foreign, None, first])
+    assert pool.take() is first
+    assert pool.take() is not foreign

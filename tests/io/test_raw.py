@@ -201,16 +201,86 @@ def test_legacy_orientation_rotates_270_then_flips_first_lateral_axis(rng):
     assert out[1, 2, 3] == tile[1, NX - 1 - 3, NY - 1 - 2]
 
 
-def test_a_tile_split_over_files_joined_in_a_given_buffer_reads_as_joined_anew(rng, tmp_path):
-    frames = _tile(rng, (NZ, NX, NY * 2))
-    write_raw_tile(tmp_path / "t", frames, _values(n_repeat=2), n_files=3)
-    scratch = np.full(frames.size, -1.0, np.float32)
-    np.testing.assert_array_equal(read_tile(tmp_path / "t", scratch=scratch), read_tile(tmp_path / "t"))
-    joined = read_raw_frames(tmp_path / "t", out=scratch)
-    assert np.shares_memory(joined, scratch)
+@pytest.mark.parametrize("n_files", [1, 2, 3])
+def test_frames_read_into_a_given_buffer_are_the_files_frames_however_they_are_split(rng, tmp_path, n_files):
+    from serialoct.io.direct import aligned_empty
+
+    big = (64, 40, 60)  # 614 kB: whole blocks read around the page cache; the split files' joins fall off the blocks
+    frames = _tile(rng, big)
+    write_raw_tile(tmp_path / "t", frames, _values(nx=40, ny=60, n_z=64), n_files=n_files)
+    out = aligned_empty(frames.size)
+    joined = read_raw_frames(tmp_path / "t", out=out)
+    assert np.shares_memory(joined, out)
     np.testing.assert_array_equal(joined, frames)
+    np.testing.assert_array_equal(read_raw_frames(tmp_path / "t"), frames)  # memory-mapped or joined anew
     with pytest.raises(ValueError, match="contiguous float32 values"):
         read_raw_frames(tmp_path / "t", out=np.empty(frames.size - 1, np.float32))
+
+
+def _reader_tiles(rng, root, n):
+    tiles = {}
+    for k in range(n):
+        tiles[root / f"t{k}"] = _tile(rng)
+        write_raw_tile(root / f"t{k}", tiles[root / f"t{k}"], _values(), n_files=2)
+    return tiles
+
+
+@pytest.fixture
+def read(monkeypatch):
+    """The names of the tile folders whose frames are read, in order."""
+    from serialoct.io import raw
+
+    names = []
+    real = raw.read_raw_frames
+    monkeypatch.setattr(raw, "read_raw_frames", lambda tile_dir, info, out=None: names.append(tile_dir.name) or real(tile_dir, info, out=out))
+    return names
+
+
+def test_a_tile_reader_gives_each_tile_its_frames_and_reads_no_more_than_its_depth_ahead(rng, tmp_path, read):
+    from serialoct.io import raw
+
+    tiles = _reader_tiles(rng, tmp_path, 6)
+    with raw.TileReader(read_info(tmp_path / "t0"), depth=2) as reader:
+        reader.schedule(list(tiles)[:4])
+        reader.schedule(list(tiles)[4:])
+        held = [reader.take(path) for path in list(tiles)[:2]]
+        reader._pool.submit(lambda: None).result()  # the reading thread has done what it was asked
+        assert read == ["t0", "t1"]  # two tiles taken and not given back: nothing more is read
+        for frames in held:
+            reader.give(frames)
+        for path in list(tiles)[2:]:
+            frames = reader.take(path)
+            np.testing.assert_array_equal(frames.frames, tiles[path])
+            reader.give(frames)
+        for frames, path in zip(held, tiles):
+            assert frames.tile_dir == path
+    assert read == [f"t{k}" for k in range(6)]  # each once, in order
+
+
+def test_a_tile_taken_before_its_turn_is_read_then_and_not_again(rng, tmp_path, read):
+    from serialoct.io import raw
+
+    tiles = _reader_tiles(rng, tmp_path, 3)
+    with raw.TileReader(read_info(tmp_path / "t0"), depth=1) as reader:
+        reader.schedule(tiles)
+        for path in reversed(list(tiles)):
+            frames = reader.take(path)
+            np.testing.assert_array_equal(frames.frames, tiles[path])
+            reader.give(frames)
+    assert sorted(read) == ["t0", "t1", "t2"]
+
+
+def test_a_tile_reader_raises_a_tiles_read_error_when_that_tile_is_taken(rng, tmp_path):
+    from serialoct.io.raw import TileReader
+
+    tiles = _reader_tiles(rng, tmp_path, 3)
+    bin_file = sorted((tmp_path / "t1").glob("image_*.bin"))[-1]
+    bin_file.write_bytes(bin_file.read_bytes()[:-4])
+    with TileReader(read_info(tmp_path / "t0"), depth=3) as reader:
+        reader.schedule(tiles)
+        with pytest.raises(FormatError, match="whole number of B-scans"):
+            reader.take(tmp_path / "t1")
+        np.testing.assert_array_equal(reader.take(tmp_path / "t2").frames, tiles[tmp_path / "t2"])
 
 
 def test_decoding_into_a_given_array_gives_the_same_tile_in_that_array(rng):
@@ -304,14 +374,3 @@ def test_slice_geometry_collects_stage_positions(sample_acquisition):
     step_x = geometry.stage_mm[(1, 0)][0] - geometry.stage_mm[(0, 0)][0]
     step_y = geometry.stage_mm[(0, 1)][1] - geometry.stage_mm[(0, 0)][1]
     assert step_x == pytest.approx(0.256, abs=0.01) and step_y == pytest.approx(0.256, abs=0.01)
-
-
-def test_read_ahead_skips_files_it_cannot_open_and_changes_nothing(tmp_path):
-    from serialoct.io.raw import read_ahead
-
-    frames = tmp_path / "image_00000.bin"
-    frames.write_bytes(b"\x00" * 8192)
-    before = frames.stat()
-    read_ahead([frames, tmp_path / "missing.bin", tmp_path])  # a missing file and a folder: skipped, no error
-    after = frames.stat()
-    assert (after.st_size, after.st_mtime_ns) == (before.st_size, before.st_mtime_ns)

@@ -52,11 +52,11 @@ def test_each_shards_tiles_are_announced_for_read_ahead_before_any_of_them_is_ma
 
 
 def test_tiles_decoded_into_reused_buffers_are_each_written_as_made_with_no_more_buffers_than_shards_in_flight(rng, tmp_path):
-    from serialoct.io.slices import TileBuffers
+    from serialoct.io.direct import BufferPool
 
     layout = mosaic_layout((3, 4, 5), (6, 6), (8.0, 10.0, 10.0), sharding_factor=2)  # 9 shards of 4 tiles
     tiles = {(ix, iy): rng.uniform(size=(3, 4, 5)).astype(np.float32) for ix in range(6) for iy in range(6)}
-    buffers = TileBuffers((3, 4, 5))
+    buffers = BufferPool((3, 4, 5))
     arrays = set()
 
     def make(ix, iy):
@@ -72,13 +72,3 @@ def test_tiles_decoded_into_reused_buffers_are_each_written_as_made_with_no_more
     assert len(arrays) <= (2 + 1) * 4  # the shards being written (workers) and the one being made, not 36
 
 
-def test_tile_buffers_take_back_only_what_they_lent():
-    from serialoct.io.slices import TileBuffers
-
-    buffers = TileBuffers((2, 3, 4))
-    first = buffers.take()
-    assert first.shape == (2, 3, 4) and first.dtype == np.float32 and first.flags.c_contiguous
-    foreign = np.zeros((2, 3, 4), np.float32)
-    buffers.give([foreign, first])
-    assert buffers.take() is first
-    assert buffers.take() is not foreign

@@ -1,10 +1,10 @@
-"""Writing large files without filling the page cache (``O_DIRECT``), where the file system allows it.
+"""Large files read and written without the page cache (``O_DIRECT``), where the file system allows it.
 
 Every step writes its output once, and the next step reads it once. Written
-the usual way, each byte is first copied into a fresh page of the page
+or read the usual way, each byte goes through a fresh page of the page
 cache. On some virtual machines (this project's development machine among
 them) a guest page that was free has to be backed by the host again when it
-is first written, which costs far more than the copy itself.
+is first used, which costs far more than the copy itself.
 Measured on that machine (BENCHMARKS.md, "Writing around the page cache"):
 the ``medium`` preprocessing 22.8-34.4 -> 11.4-15.0 s, its system time
 21.7-40.4 -> 4.9-8.7 s; the ``medium`` reconstruction 210 -> 193 s. On a
@@ -16,12 +16,15 @@ read more than once.
 ``O_DIRECT`` each time it is full (the last time padded to whole blocks) and
 truncates the file to its length. The parts may come from a generator, one
 at a time; the first whole blocks are written as soon as the file is known
-not to be small, so a refusal comes while those parts are still at hand. Where ``O_DIRECT``
-is not available (another OS) or the file system refuses it (``EINVAL``, as
-tmpfs before Linux 6.6 does), the file is written the usual way, and that
-file system is not asked again in this process. Small files are always
-written the usual way. ``SERIALOCT_DIRECT_WRITES=off`` turns direct writes
-off.
+not to be small, so a refusal comes while those parts are still at hand.
+:func:`read_into` reads a file's whole blocks straight into the caller's
+memory when it is aligned to a block (:func:`aligned_empty`,
+:class:`BufferPool`), and the last partial block through an aligned block
+of its own. Where ``O_DIRECT`` is not available (another OS) or the file system
+refuses it (``EINVAL``, as tmpfs before Linux 6.6 does), the file is written
+or read the usual way, and that file system is not asked again in this
+process. Small files always go the usual way. ``SERIALOCT_DIRECT_IO=off``
+turns direct reads and writes off.
 """
 
 from __future__ import annotations
@@ -35,10 +38,10 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["ENV", "MIN_DIRECT_BYTES", "write_file"]
+__all__ = ["ENV", "MIN_DIRECT_BYTES", "BufferPool", "aligned_empty", "read_into", "write_file"]
 
-ENV = "SERIALOCT_DIRECT_WRITES"
-#: Files smaller than this are written the usual way: a direct write waits for the disk.
+ENV = "SERIALOCT_DIRECT_IO"
+#: Files smaller than this are written and read the usual way: a direct write or read waits for the disk.
 MIN_DIRECT_BYTES = 256 * 1024
 #: Alignment of the buffer's address and length: a multiple of every common logical block size.
 _BLOCK = 4096
@@ -91,10 +94,104 @@ def _staging_buffer() -> np.ndarray:
     """This thread's ``_STAGING`` bytes, their address aligned to the block."""
     buffer = getattr(_local, "buffer", None)
     if buffer is None:
-        raw = np.empty(_STAGING + _BLOCK, dtype=np.uint8)
-        start = -raw.ctypes.data % _BLOCK
-        buffer = _local.buffer = raw[start : start + _STAGING]
+        buffer = _local.buffer = aligned_empty(_STAGING, np.uint8)
     return buffer
+
+
+def aligned_empty(shape, dtype=np.float32) -> np.ndarray:
+    """A C-contiguous array whose first byte is aligned to a block, so :func:`read_into` can read into it directly."""
+    dtype = np.dtype(dtype)
+    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    raw = np.empty(nbytes + _BLOCK, dtype=np.uint8)
+    start = -raw.ctypes.data % _BLOCK
+    return raw[start : start + nbytes].view(dtype).reshape(shape)
+
+
+class BufferPool:
+    """Arrays of one shape handed out again once given back, their addresses aligned to a block.
+
+    Decoding every tile into a fresh array makes the kernel zero a fresh page
+    for every 4 KiB of it; on a virtual machine that hands freed memory back to
+    its host, that was up to a third of the mosaic step's CPU. A pool needs no
+    more arrays than are in use at once. Thread-safe.
+    """
+
+    def __init__(self, shape: tuple[int, ...], dtype=np.float32):
+        self.shape, self.dtype = tuple(int(n) for n in shape), np.dtype(dtype)
+        self._free: list[np.ndarray] = []
+        self._lent: set[int] = set()
+        self._lock = threading.Lock()
+
+    def take(self) -> np.ndarray:
+        """A C-contiguous array of :attr:`shape` (contents undefined)."""
+        with self._lock:
+            array = self._free.pop() if self._free else aligned_empty(self.shape, self.dtype)
+            self._lent.add(id(array))
+        return array
+
+    def give(self, arrays: Iterable[np.ndarray | None]) -> None:
+        """Take back arrays from :meth:`take`; anything else is left alone."""
+        with self._lock:
+            for array in arrays:
+                if id(array) in self._lent:
+                    self._lent.discard(id(array))
+                    self._free.append(array)
+
+
+def read_into(path: str | os.PathLike, out) -> None:
+    """Fill ``out`` (a writable C-contiguous buffer) with the first bytes of the file at ``path``.
+
+    Directly from the disk when ``out`` starts on a block boundary (:func:`aligned_empty`) and is not small,
+    the usual way otherwise.
+
+    Raises
+    ------
+    OSError
+        If the file cannot be read; ``EOFError`` if it is shorter than ``out``.
+    """
+    path = Path(path)
+    view = memoryview(out).cast("B")
+    whole = len(view) // _BLOCK * _BLOCK if np.frombuffer(view, np.uint8).ctypes.data % _BLOCK == 0 else 0
+    if whole >= MIN_DIRECT_BYTES and _direct_allowed(path.parent):
+        try:
+            _read_direct(path, view, whole)
+            return
+        except OSError as exc:  # a refusal comes at the opening or the first read: nothing else was done yet
+            if exc.errno not in _REFUSED:
+                raise
+            _refused_devices.add(os.stat(path.parent).st_dev)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        _read_exactly(path, fd, view, 0)
+    finally:
+        os.close(fd)
+
+
+def _read_direct(path: Path, view: memoryview, whole: int) -> None:
+    """``view``'s first ``whole`` bytes (whole blocks, aligned) read with ``O_DIRECT``, the rest through an aligned block."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECT)
+    try:
+        _read_exactly(path, fd, view[:whole], 0)
+        if whole < len(view):
+            block = getattr(_local, "block", None)  # not the staging buffer: a writer's parts may be read meanwhile
+            if block is None:
+                block = _local.block = aligned_empty(_BLOCK, np.uint8)
+            staging = memoryview(block)
+            got = os.preadv(fd, [staging], whole)
+            if got < len(view) - whole:
+                raise EOFError(f"{path}: {whole + got:,} bytes, expected at least {len(view):,}")
+            view[whole:] = staging[: len(view) - whole]
+    finally:
+        os.close(fd)
+
+
+def _read_exactly(path: Path, fd: int, view: memoryview, offset: int) -> None:
+    done = 0
+    while done < len(view):
+        got = os.preadv(fd, [view[done:]], offset + done)
+        if got == 0:
+            raise EOFError(f"{path}: {offset + done:,} bytes, expected at least {offset + len(view):,}")
+        done += got
 
 
 def _start_direct(path: Path, head: list) -> _DirectFile | None:

@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from serialoct.errors import FormatError, InputError
-from serialoct.io.direct import write_file
+from serialoct.io.direct import BufferPool, read_into, write_file
 
 __all__ = [
     "TileInfo",
@@ -30,9 +31,11 @@ __all__ = [
     "format_info_text",
     "tile_bin_files",
     "read_raw_frames",
-    "read_ahead",
+    "TileReader",
+    "RawFrames",
     "decode_frames",
     "read_tile",
+    "require_finite",
     "write_raw_tile",
 ]
 
@@ -254,12 +257,16 @@ def tile_bin_files(tile_dir: str | os.PathLike) -> list[Path]:
 def read_raw_frames(tile_dir: str | os.PathLike, info: TileInfo | None = None, *, out: np.ndarray | None = None) -> np.ndarray:
     """The recorded frames of a tile, ``(n_z, nx + n_extra, ny * n_repeat)`` float32.
 
-    A single ``.bin`` is memory-mapped (no copy); several are read one after
-    the other into one array: ``out`` when given (a reused buffer of
-    ``n_z * (nx + n_extra) * ny * n_repeat`` contiguous float32, any shape).
+    Without ``out``, a single ``.bin`` is memory-mapped (no copy) and several
+    are joined into a new array. With ``out`` (a reused buffer of ``n_z * (nx
+    + n_extra) * ny * n_repeat`` contiguous float32, any shape), the files are
+    read into it one after the other, around the page cache where ``out`` is
+    aligned (:func:`serialoct.io.direct.read_into`).
 
     Raises
     ------
+    InputError
+        If a file cannot be read.
     FormatError
         If a file's size is not a whole number of B-scans, or the frames do
         not add up to ``ny * n_repeat``.
@@ -267,55 +274,123 @@ def read_raw_frames(tile_dir: str | os.PathLike, info: TileInfo | None = None, *
     info = read_info(tile_dir) if info is None else info
     files = tile_bin_files(tile_dir)
     geometry = f"nx={info.nx} n_extra={info.n_extra} n_z={info.n_z}"
-    parts, n_frames = [], 0
+    sizes = []
     for path in files:
         try:
             size = path.stat().st_size
-            if size == 0 or size % info.frame_bytes:
-                raise FormatError(path, f"{size:,} bytes is not a whole number of B-scans of {info.frame_bytes:,} bytes ({geometry}; truncated?)")
-            frames = size // info.frame_bytes
-            parts.append(np.memmap(path, dtype="<f4", mode="r", shape=(info.n_z, info.n_alines, frames), order="F"))
         except OSError as exc:
             raise InputError(path, f"cannot be read ({exc.strerror or exc})") from None
-        n_frames += frames
-    if n_frames != info.n_frames:
-        expected = info.n_frames * info.frame_bytes
-        found = sum(p.stat().st_size for p in files)
+        if size == 0 or size % info.frame_bytes:
+            raise FormatError(path, f"{size:,} bytes is not a whole number of B-scans of {info.frame_bytes:,} bytes ({geometry}; truncated?)")
+        sizes.append(size)
+    if sum(sizes) != info.n_frames * info.frame_bytes:
         raise FormatError(
             files[-1] if len(files) == 1 else tile_dir,
-            f"{found:,} bytes in {len(files)} file(s), expected {expected:,} for {geometry} ny={info.ny} n_repeat={info.n_repeat} (truncated or wrong header?)",
+            f"{sum(sizes):,} bytes in {len(files)} file(s), expected {info.n_frames * info.frame_bytes:,} for {geometry} "
+            f"ny={info.ny} n_repeat={info.n_repeat} (truncated or wrong header?)",
         )
-    if len(parts) == 1:
-        return parts[0]
-    # Fortran order with the frames last: the files' bytes one after the other are the whole
-    # array's. Joining them flat is one copy; joining the 3-D arrays would transpose to C order.
-    size = info.n_z * info.n_alines * n_frames
-    if out is not None and (out.dtype != np.float32 or out.size != size or not out.flags.c_contiguous):
-        raise ValueError(f"out must be {size:,} contiguous float32 values, not {out.dtype} {out.shape}")
-    flat = np.concatenate([part.reshape(-1, order="F") for part in parts], out=None if out is None else out.reshape(-1))
-    return flat.reshape((info.n_z, info.n_alines, n_frames), order="F")
+    shape = (info.n_z, info.n_alines, info.n_frames)
+    if out is None:
+        try:
+            parts = [np.memmap(path, dtype="<f4", mode="r", shape=(info.n_z, info.n_alines, size // info.frame_bytes), order="F")
+                     for path, size in zip(files, sizes)]
+        except OSError as exc:
+            raise InputError(tile_dir, f"cannot be read ({exc.strerror or exc})") from None
+        if len(parts) == 1:
+            return parts[0]
+        # Fortran order with the frames last: the files' bytes one after the other are the whole
+        # array's. Joining them flat is one copy; joining the 3-D arrays would transpose to C order.
+        return np.concatenate([part.reshape(-1, order="F") for part in parts]).reshape(shape, order="F")
+    if out.dtype != np.float32 or out.size != math.prod(shape) or not out.flags.c_contiguous:
+        raise ValueError(f"out must be {math.prod(shape):,} contiguous float32 values, not {out.dtype} {out.shape}")
+    flat = out.reshape(-1).view(np.uint8)
+    at = 0
+    for path, size in zip(files, sizes):
+        try:
+            read_into(path, flat[at : at + size])
+        except (OSError, EOFError) as exc:
+            raise InputError(path, f"cannot be read ({getattr(exc, 'strerror', None) or exc})") from None
+        at += size
+    return out.reshape(-1).reshape(shape, order="F")
 
 
-def read_ahead(paths) -> None:
-    """Ask the kernel to start reading ``paths`` into its page cache now (``POSIX_FADV_WILLNEED``), without waiting.
+class TileReader:
+    """Reads tiles' frames ahead of their decoding, in one background thread, ``depth`` tiles ahead.
 
-    Tiles are decoded one shard at a time; announcing the next shard's files
-    lets the disk read them while the current shard is decoded and encoded.
-    A file that cannot be opened is skipped (its reader reports it).
+    :meth:`schedule` tiles in the order they will be decoded; :meth:`take`
+    waits for a tile's :class:`RawFrames` (read now if it was not scheduled)
+    and :meth:`give` hands its buffer back, which lets the next scheduled tile
+    be read. Frames are read around the page cache into reused aligned
+    buffers (:func:`read_raw_frames` with ``out``): nothing of a slice stays
+    in memory but the tiles being read or decoded. A read error is raised by
+    :meth:`take` of that tile.
     """
-    if not hasattr(os, "posix_fadvise"):
-        return
-    for path in paths:
+
+    def __init__(self, info: TileInfo, depth: int = 4):
+        from concurrent.futures import ThreadPoolExecutor
+
+        self._buffers = BufferPool((info.n_z * info.n_alines * info.n_frames,))
+        self._depth = max(1, int(depth))
+        self._waiting: list[Path] = []  # scheduled, not yet asked of the thread
+        self._reads: dict[Path, object] = {}  # asked of the thread, not yet taken
+        self._ahead: set[Path] = set()  # asked of the thread, not yet given back
+        self._lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tile-reader")
+
+    def __enter__(self) -> "TileReader":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def schedule(self, tile_dirs) -> None:
+        """Tiles to read, in this order, after those scheduled before."""
+        with self._lock:
+            self._waiting.extend(Path(d) for d in tile_dirs)
+            self._start_reads()
+
+    def take(self, tile_dir) -> "RawFrames":
+        """The tile's header and frames (in a buffer of this reader's, to :meth:`give` back)."""
+        tile_dir = Path(tile_dir)
+        with self._lock:
+            read = self._reads.pop(tile_dir, None)
+            if read is None and tile_dir in self._waiting:  # taken before its turn: read here, not again later
+                self._waiting.remove(tile_dir)
+        return self._read(tile_dir) if read is None else read.result()
+
+    def give(self, frames: "RawFrames") -> None:
+        """Hand a taken tile's buffer back; the next scheduled tile is read into it."""
+        self._buffers.give([frames.buffer])
+        with self._lock:
+            self._ahead.discard(frames.tile_dir)
+            self._start_reads()
+
+    def _start_reads(self) -> None:  # with the lock held
+        while self._waiting and len(self._ahead) < self._depth:
+            tile_dir = self._waiting.pop(0)
+            self._ahead.add(tile_dir)
+            self._reads[tile_dir] = self._pool.submit(self._read, tile_dir)
+
+    def _read(self, tile_dir: Path) -> "RawFrames":
+        info = read_info(tile_dir)
+        buffer = self._buffers.take() if info.n_z * info.n_alines * info.n_frames == self._buffers.shape[0] else None
         try:
-            fd = os.open(path, os.O_RDONLY)
-        except OSError:
-            continue
-        try:
-            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_WILLNEED)
-        except OSError:
-            pass
-        finally:
-            os.close(fd)
+            frames = read_raw_frames(tile_dir, info, out=buffer)
+        except BaseException:
+            if buffer is not None:
+                self._buffers.give([buffer])
+            raise
+        return RawFrames(tile_dir, info, frames, buffer)
+
+
+@dataclass(frozen=True, eq=False)
+class RawFrames:
+    """One tile read by a :class:`TileReader`: its folder, header, frames and the reader's buffer holding them (or None)."""
+
+    tile_dir: Path
+    info: TileInfo
+    frames: np.ndarray
+    buffer: np.ndarray | None
 
 
 def camera_scan_start(frames: np.ndarray) -> int:
@@ -394,35 +469,35 @@ def read_tile(
     galvo_band_start: int | None = None,
     fix_camera_shift: bool = False,
     legacy_orientation: bool = False,
-    check_finite: bool = True,
     out: np.ndarray | None = None,
-    scratch: np.ndarray | None = None,
 ) -> np.ndarray:
     """Read one raw tile folder into a ``(z, x, y)`` float32 array.
 
-    See :func:`decode_frames` for the options (``out``: decode into this
-    array) and :func:`read_raw_frames` for ``scratch`` (its ``out``: where a
-    tile split over several files is joined).
+    See :func:`decode_frames` for the options (``out``: decode into this array).
 
     Raises
     ------
     InputError, FormatError
         For a missing or malformed header, missing or mis-sized ``.bin``
-        files, or (with ``check_finite``) NaN or infinite samples.
+        files, or NaN or infinite samples.
 
     Examples
     --------
     >>> from serialoct.synth import render_acquisition  # doctest: +SKIP
     """
     info = read_info(tile_dir)
-    frames = read_raw_frames(tile_dir, info, out=scratch)
     tile = decode_frames(
-        frames, info, galvo_band_start=galvo_band_start, fix_camera_shift=fix_camera_shift, legacy_orientation=legacy_orientation,
-        out=out,
+        read_raw_frames(tile_dir, info), info, galvo_band_start=galvo_band_start, fix_camera_shift=fix_camera_shift,
+        legacy_orientation=legacy_orientation, out=out,
     )
+    return require_finite(tile, tile_dir)
+
+
+def require_finite(tile: np.ndarray, tile_dir: str | os.PathLike) -> np.ndarray:
+    """``tile``, checked to hold no NaN or infinite sample (a :class:`FormatError` naming ``tile_dir`` otherwise)."""
     # The extremes are finite exactly when every sample is (NaN propagates through min and max): no
     # temporary mask and, unlike a float64 sum, no cast buffers (fresh memory, costly on some machines).
-    if check_finite and not (np.isfinite(tile.min()) and np.isfinite(tile.max())):
+    if not (np.isfinite(tile.min()) and np.isfinite(tile.max())):
         bad = int(np.size(tile) - np.count_nonzero(np.isfinite(tile)))
         raise FormatError(tile_dir, f"{bad:,} non-finite (NaN or inf) samples in the decoded tile")
     return tile

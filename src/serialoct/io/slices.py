@@ -11,8 +11,7 @@ of MB at most) to be read and written whole.
 from __future__ import annotations
 
 import os
-import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,11 +19,12 @@ from typing import Any
 import numpy as np
 
 from serialoct.errors import FormatError
+from serialoct.io.direct import BufferPool
 from serialoct.io.omezarr import create_ome_zarr, open_ome_zarr
 from serialoct.io.shards import write_shard, write_volume
 from serialoct.preproc.mosaic import MosaicLayout
 
-__all__ = ["MosaicGrid", "open_mosaic_grid", "write_mosaic_grid", "TileBuffers", "StitchedSlice", "read_slice", "read_planes", "read_slice_map",
+__all__ = ["MosaicGrid", "open_mosaic_grid", "write_mosaic_grid", "StitchedSlice", "read_slice", "read_planes", "read_slice_map",
            "slice_layout", "write_slice", "SLICE_CHUNK"]
 
 #: Lateral chunk of a stitched slice, in pixels.
@@ -103,38 +103,6 @@ def open_mosaic_grid(path: str | os.PathLike) -> MosaicGrid:
     )
 
 
-class TileBuffers:
-    """Tile-sized arrays handed out again once the shard that held them is written.
-
-    Decoding every tile into a fresh array makes the kernel zero a fresh page
-    for every 4 KiB of it; on a virtual machine that hands freed memory back to
-    its host, that was up to a third of the mosaic step's CPU. :func:`write_mosaic_grid`
-    gives a shard's tiles back after writing it, so a slice needs no more
-    arrays than the shards in flight hold. Thread-safe.
-    """
-
-    def __init__(self, shape: tuple[int, ...], dtype=np.float32):
-        self.shape, self.dtype = tuple(int(n) for n in shape), np.dtype(dtype)
-        self._free: list[np.ndarray] = []
-        self._lent: set[int] = set()
-        self._lock = threading.Lock()
-
-    def take(self) -> np.ndarray:
-        """A C-contiguous array of :attr:`shape` (contents undefined)."""
-        with self._lock:
-            array = self._free.pop() if self._free else np.empty(self.shape, self.dtype)
-            self._lent.add(id(array))
-        return array
-
-    def give(self, arrays: Iterable[np.ndarray]) -> None:
-        """Take back arrays from :meth:`take`; any other array is left alone."""
-        with self._lock:
-            for array in arrays:
-                if id(array) in self._lent:
-                    self._lent.discard(id(array))
-                    self._free.append(array)
-
-
 def write_mosaic_grid(
     path: str | os.PathLike,
     layout: MosaicLayout,
@@ -144,7 +112,7 @@ def write_mosaic_grid(
     workers: int = 1,
     before_commit: Callable[[], None] | None = None,
     prefetch: Callable[[list[tuple[int, int]]], None] | None = None,
-    buffers: TileBuffers | None = None,
+    buffers: BufferPool | None = None,
 ) -> None:
     """Write a mosaic grid shard by shard; ``make_tile(ix, iy)`` gives each tile (None: a hole).
 

@@ -53,8 +53,9 @@ def run(args: argparse.Namespace) -> int:
 
     from serialoct.compute import apply_cpu_limits, get_backend
     from serialoct.io.acquisition import discover_slices, read_slice_geometry
-    from serialoct.io.slices import TileBuffers, write_mosaic_grid
-    from serialoct.io.raw import BIN_GLOB, read_ahead, read_raw_frames, read_tile
+    from serialoct.io.direct import BufferPool
+    from serialoct.io.slices import write_mosaic_grid
+    from serialoct.io.raw import BIN_GLOB, TileReader, decode_frames, read_raw_frames, require_finite
     from serialoct.io.tables import Metric, StepMetrics, write_metrics
     from serialoct.preproc.galvo import detect_galvo_band
     from serialoct.correct.resample import resample_tile_isotropic
@@ -90,19 +91,23 @@ def run(args: argparse.Namespace) -> int:
     blank = []  # tiles with no signal at all
 
     refs = {(t.ix, t.iy): t for t in geometry.tiles.tiles}
-    buffers = TileBuffers(tile_shape)
-    scratch = TileBuffers((info.n_z * info.n_alines * info.n_frames,))  # tiles split over several files are joined there
+    buffers = BufferPool(tile_shape)
+    # Frames are read a few tiles ahead, in a thread of their own, into reused buffers around the page cache.
+    reader = TileReader(info, depth=p["processes"] + 2)
 
     def make_tile(ix, iy):
         ref = refs.get((ix, iy))
         if ref is None:
             return None  # never acquired: a hole (zeros)
-        joined = scratch.take()
-        tile = read_tile(
-            ref.path, galvo_band_start=band_start, fix_camera_shift=p["fix_camera_shift"], legacy_orientation=p["preprocess"],
-            out=buffers.take(), scratch=joined,
-        )
-        scratch.give([joined])
+        raw = reader.take(ref.path)
+        try:
+            tile = decode_frames(
+                raw.frames, raw.info, galvo_band_start=band_start, fix_camera_shift=p["fix_camera_shift"],
+                legacy_orientation=p["preprocess"], out=buffers.take(),
+            )
+        finally:
+            reader.give(raw)
+        require_finite(tile, ref.path)
         if not tile.any():
             blank.append(ref.path.name)
         if p["resolution"] > 0:
@@ -129,11 +134,12 @@ def run(args: argparse.Namespace) -> int:
                 f"all {len(refs)} tiles of slice {args.slice} are entirely zero (nothing was recorded; acquisition failure?)",
             )
 
-    def prefetch(indices):  # never raises: a tile without frames is reported when it is read
-        read_ahead([f for ij in indices if ij in refs for f in refs[ij].path.glob(BIN_GLOB)])
+    def prefetch(indices):  # never raises: a tile that cannot be read is reported when it is taken
+        reader.schedule(refs[ij].path for ij in indices if ij in refs)
 
-    write_mosaic_grid(args.output, layout, make_tile, extra=extra, workers=p["processes"], before_commit=refuse_blank_slice,
-                      prefetch=prefetch, buffers=buffers)
+    with reader:
+        write_mosaic_grid(args.output, layout, make_tile, extra=extra, workers=p["processes"], before_commit=refuse_blank_slice,
+                          prefetch=prefetch, buffers=buffers)
 
     elapsed = time.perf_counter() - started
     raw_mb = sum(f.stat().st_size for t in geometry.tiles.tiles for f in t.path.glob(BIN_GLOB)) / 1e6
