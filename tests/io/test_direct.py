@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from serialoct.io import direct
-from serialoct.io.direct import MIN_DIRECT_BYTES, BufferPool, aligned_empty, read_into, write_file
+from serialoct.io.direct import MIN_DIRECT_BYTES, BufferPool, aligned_empty, read_into, read_range, write_file
 
 
 def _spy_on(monkeypatch, name):
@@ -221,6 +221,19 @@ def test_direct_reads_can_be_turned_off(tmp_path, read_directly, monkeypatch):
     out = aligned_empty(len(data), np.uint8)
     read_into(tmp_path / "f.bin", out)
     assert out.tobytes() == data and not read_directly
+
+
+@pytest.mark.skipif(not hasattr(os, "O_DIRECT"), reason="no O_DIRECT on this OS")
+def test_a_range_read_around_the_page_cache_is_exactly_the_files_bytes_wherever_it_starts_and_ends(tmp_path, monkeypatch):
+    paths = _spy_on(monkeypatch, "_read_some")
+    data = np.random.default_rng(9).integers(0, 256, 3 * MIN_DIRECT_BYTES + 1234, dtype=np.uint8).tobytes()
+    (tmp_path / "f.bin").write_bytes(data)
+    for offset, length in [(0, len(data)), (1, MIN_DIRECT_BYTES), (4095, 2 * MIN_DIRECT_BYTES + 7), (5000, len(data) - 5000),
+                           (len(data) - 10, 10), (17, 100)]:
+        assert read_range(tmp_path / "f.bin", offset, length).tobytes() == data[offset : offset + length]
+    assert paths or os.stat(tmp_path).st_dev in direct._refused_devices  # the large ranges went direct
+    with pytest.raises(EOFError, match="expected at least"):
+        read_range(tmp_path / "f.bin", 10, len(data))
 
 
 def test_a_buffer_pool_lends_aligned_arrays_and_takes_back_only_what_it_lent():

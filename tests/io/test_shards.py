@@ -1,4 +1,4 @@
-"""A shard written whole from its chunks is the shard zarr would have written."""
+"""A shard written whole from its chunks is the shard zarr would have written, and reads back as zarr reads it."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 import zarr
 
 from serialoct.io.omezarr import create_ome_zarr, open_ome_zarr
-from serialoct.io.shards import write_region, write_shard, write_volume
+from serialoct.io.shards import DamagedChunk, read_region, write_region, write_shard, write_volume
 
 CHUNK = (3, 4, 5)
 
@@ -24,6 +24,11 @@ def _expected(tiles, grid):
     return block
 
 
+def _through_zarr(store):
+    """Level 0 of an OME-Zarr store read by zarr itself (not by serialoct's shard reader)."""
+    return zarr.open_array(store / "0", mode="r")[...]
+
+
 def _write_by_shard(array, tiles, per_shard):
     shards = {}
     for (z, ix, iy), tile in tiles.items():
@@ -38,7 +43,7 @@ def test_shards_written_from_their_chunks_read_back_through_zarr_with_holes_as_z
     with create_ome_zarr(tmp_path / "a.ome.zarr", _expected(tiles, grid).shape, voxel_size_mm=(0.01,) * 3, chunks=CHUNK,
                          shards=(CHUNK[0], per_shard * CHUNK[1], per_shard * CHUNK[2])) as out:
         _write_by_shard(out.array, tiles, per_shard)
-    np.testing.assert_array_equal(open_ome_zarr(tmp_path / "a.ome.zarr").read(0), _expected(tiles, grid))
+    np.testing.assert_array_equal(_through_zarr(tmp_path / "a.ome.zarr"), _expected(tiles, grid))
 
 
 def test_a_shard_file_holds_what_zarr_writes_for_the_same_block(rng, tmp_path):
@@ -71,7 +76,7 @@ def test_an_empty_shard_leaves_no_file_and_reads_zero(tmp_path):
     with create_ome_zarr(tmp_path / "a.ome.zarr", (3, 8, 10), voxel_size_mm=(0.01,) * 3, chunks=CHUNK, shards=(3, 8, 10)) as out:
         write_shard(out.array, (0, 0, 0), {})
     assert not (tmp_path / "a.ome.zarr" / "0" / "c").exists()
-    assert not open_ome_zarr(tmp_path / "a.ome.zarr").read(0).any()
+    assert not _through_zarr(tmp_path / "a.ome.zarr").any()
 
 
 @pytest.mark.parametrize("layout", ["unsharded", "other codec"])
@@ -103,7 +108,7 @@ def test_a_volume_written_shard_by_shard_reads_back_whole_and_stores_no_empty_ch
     volume[:, :4, :] = 0  # the first row of chunks is empty
     with create_ome_zarr(tmp_path / "a.ome.zarr", volume.shape, voxel_size_mm=(0.01,) * 3, chunks=CHUNK, shards=(3, 8, 10)) as out:
         write_volume(out.array, volume)
-    np.testing.assert_array_equal(open_ome_zarr(tmp_path / "a.ome.zarr").read(0), volume)
+    np.testing.assert_array_equal(_through_zarr(tmp_path / "a.ome.zarr"), volume)
     index = np.frombuffer((tmp_path / "a.ome.zarr" / "0" / "c" / "0" / "0" / "0").read_bytes()[-4 - 4 * 16 : -4], "<u8").reshape(2, 2, 2)
     assert (index[0, :, 0] == 2**64 - 1).all() and (index[1, :, 0] != 2**64 - 1).all()  # row 0 of chunks not stored
 
@@ -127,4 +132,63 @@ def test_blocks_of_whole_shards_written_one_by_one_make_the_volume_and_a_misalig
             write_region(out.array, (0, 4, 0), volume[:, 4:8, :10])
         with pytest.raises(ValueError, match="does not fit"):
             write_region(out.array, (0, 8, 10), volume)
-    np.testing.assert_array_equal(open_ome_zarr(tmp_path / "a.ome.zarr").read(0), volume)
+    np.testing.assert_array_equal(_through_zarr(tmp_path / "a.ome.zarr"), volume)
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def _sharded_volume(rng, tmp_path, shape=(7, 11, 13), chunks=(3, 4, 5), shards=(6, 8, 10)):
+    """A volume written shard by shard (edge chunks partial, edge shards over the edge, one row of chunks empty)."""
+    volume = rng.gamma(2.0, size=shape).astype(np.float32)
+    volume[:3, :4, :] = 0
+    with create_ome_zarr(tmp_path / "a.ome.zarr", shape, voxel_size_mm=(0.01,) * 3, chunks=chunks, shards=shards) as out:
+        write_volume(out.array, volume)
+    return volume, open_ome_zarr(tmp_path / "a.ome.zarr").level(0)
+
+
+def test_any_block_read_shard_by_shard_is_what_zarr_reads(rng, tmp_path):
+    volume, array = _sharded_volume(rng, tmp_path)
+    for _ in range(60):
+        lo = [int(rng.integers(0, n)) for n in volume.shape]
+        hi = [int(rng.integers(a + 1, n + 1)) for a, n in zip(lo, volume.shape)]
+        region = tuple(slice(a, b) for a, b in zip(lo, hi))
+        np.testing.assert_array_equal(read_region(array, region), volume[region])
+    for selection in [..., (2,), (slice(1, 5), 3), (Ellipsis, -1), (0, slice(None), 12), np.s_[:, 2:9, -4:]]:
+        np.testing.assert_array_equal(array[selection], volume[selection])  # the image's reads take this path
+        np.testing.assert_array_equal(array[selection], zarr.Array.__getitem__(array, selection))
+
+
+def test_a_missing_or_empty_shard_reads_as_the_fill_value(rng, tmp_path):
+    volume, array = _sharded_volume(rng, tmp_path)
+    shards = tmp_path / "a.ome.zarr" / "0" / "c"
+    (shards / "1" / "1" / "1").unlink()
+    (shards / "0" / "1" / "0").write_bytes(b"")
+    volume[6:, 8:, 10:] = 0
+    volume[:6, 8:, :10] = 0
+    np.testing.assert_array_equal(array[...], volume)
+
+
+def test_an_array_in_another_layout_is_left_to_zarr(rng, tmp_path):
+    array = zarr.create_array(tmp_path / "a.zarr", shape=(3, 8, 10), chunks=CHUNK, dtype="f4", fill_value=0)
+    assert read_region(array, (slice(0, 3), slice(0, 8), slice(0, 10))) is None
+
+
+@pytest.mark.parametrize("damage", ["index", "chunk", "truncated"])
+def test_a_damaged_shard_names_its_first_voxel_or_the_damaged_chunks(rng, tmp_path, damage):
+    volume, array = _sharded_volume(rng, tmp_path)
+    shard = tmp_path / "a.ome.zarr" / "0" / "c" / "0" / "0" / "1"  # voxels from (0, 0, 10)
+    data = bytearray(shard.read_bytes())
+    index = np.frombuffer(bytes(data[-4 - 16 * 8 : -4]), "<u8").reshape(2, 2, 2, 2)
+    if damage == "index":
+        data[-10] ^= 0xFF
+    elif damage == "chunk":
+        offset, length = index[1, 1, 0]
+        data[int(offset + length // 2)] ^= 0xFF
+    else:
+        data = data[:50]
+    shard.write_bytes(bytes(data))
+    with pytest.raises(DamagedChunk) as raised:
+        read_region(array, (slice(0, 7), slice(0, 11), slice(0, 13)))
+    assert raised.value.origin == ((3, 4, 10) if damage == "chunk" else (0, 0, 10))
+    np.testing.assert_array_equal(read_region(array, (slice(0, 7), slice(0, 11), slice(0, 10))), volume[:, :, :10])  # the rest reads

@@ -38,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["ENV", "MIN_DIRECT_BYTES", "BufferPool", "aligned_empty", "read_into", "write_file"]
+__all__ = ["ENV", "MIN_DIRECT_BYTES", "BufferPool", "aligned_empty", "read_into", "read_range", "write_file"]
 
 ENV = "SERIALOCT_DIRECT_IO"
 #: Files smaller than this are written and read the usual way: a direct write or read waits for the disk.
@@ -167,11 +167,66 @@ def read_into(path: str | os.PathLike, out) -> None:
         os.close(fd)
 
 
+def read_range(path: str | os.PathLike, offset: int, length: int) -> np.ndarray:
+    """Bytes ``offset .. offset + length - 1`` of the file at ``path``, as a uint8 view of this thread's read buffer.
+
+    The view is valid until this thread's next :func:`read_range`. The whole blocks around the range are read
+    with ``O_DIRECT`` where allowed (the range is not small), the range alone the usual way otherwise. The
+    buffer grows to the largest range read and is kept, so its pages stay backed.
+
+    Raises
+    ------
+    OSError
+        If the file cannot be read; ``EOFError`` if it ends before the range does.
+    """
+    path, offset, length = Path(path), int(offset), int(length)
+    start = offset // _BLOCK * _BLOCK
+    stop = -(-(offset + length) // _BLOCK) * _BLOCK
+    buffer = getattr(_local, "ranges", None)
+    if buffer is None or buffer.size < stop - start:
+        buffer = _local.ranges = aligned_empty(stop - start, np.uint8)
+    if length >= MIN_DIRECT_BYTES and _direct_allowed(path.parent):
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_DIRECT)
+            try:
+                got = _read_some(fd, memoryview(buffer)[: stop - start], start)
+            finally:
+                os.close(fd)
+            if got < offset + length - start:
+                raise EOFError(f"{path}: {start + got:,} bytes, expected at least {offset + length:,}")
+            return buffer[offset - start : offset - start + length]
+        except OSError as exc:  # a refusal comes at the opening or the first read
+            if exc.errno not in _REFUSED:
+                raise
+            _refused_devices.add(os.stat(path.parent).st_dev)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        _read_exactly(path, fd, memoryview(buffer)[:length], offset)
+    finally:
+        os.close(fd)
+    return buffer[:length]
+
+
+def _read_some(fd: int, view: memoryview, offset: int) -> int:
+    """Read into ``view`` from ``offset`` (both on block boundaries, ``fd`` opened with ``O_DIRECT``) until it is
+    full or the file ends; the bytes read. A read that ends off a block boundary has met the file's end (the next
+    would be refused as unaligned)."""
+    done = 0
+    while done < len(view):
+        got = os.preadv(fd, [view[done:]], offset + done)
+        done += got
+        if got == 0 or got % _BLOCK:
+            break
+    return done
+
+
 def _read_direct(path: Path, view: memoryview, whole: int) -> None:
     """``view``'s first ``whole`` bytes (whole blocks, aligned) read with ``O_DIRECT``, the rest through an aligned block."""
     fd = os.open(path, os.O_RDONLY | os.O_DIRECT)
     try:
-        _read_exactly(path, fd, view[:whole], 0)
+        got = _read_some(fd, view[:whole], 0)
+        if got < whole:
+            raise EOFError(f"{path}: {got:,} bytes, expected at least {len(view):,}")
         if whole < len(view):
             block = getattr(_local, "block", None)  # not the staging buffer: a writer's parts may be read meanwhile
             if block is None:

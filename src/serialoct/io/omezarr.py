@@ -33,7 +33,7 @@ import zarr
 from serialoct.errors import FormatError, InputError
 from serialoct.io.atomic import atomic_output
 from serialoct.io.pyramid import level_shape, level_layout, pyramid_voxel_sizes_mm, write_level
-from serialoct.io.shards import write_volume
+from serialoct.io.shards import DamagedChunk, read_region, write_volume
 from serialoct.io.ngff import (
     Axis,
     Dataset,
@@ -411,7 +411,15 @@ class CheckedArray(zarr.Array):
 
     def __getitem__(self, selection):
         try:
+            plain = _plain_region(selection, self.shape)
+            if plain is not None:  # serialoct's own layout is read shard file by shard file, around the page cache
+                region, dropped = plain
+                data = read_region(self, region)
+                if data is not None:
+                    return data.reshape([n for axis, n in enumerate(data.shape) if axis not in dropped]) if dropped else data
             return super().__getitem__(selection)
+        except DamagedChunk as damage:
+            raise self._damage_error(damage.origin, damage.cause) from damage.cause
         except (ValueError, RuntimeError, OSError) as exc:
             located = self._locate_damage(selection, exc)
             if located is None:
@@ -458,6 +466,36 @@ class CheckedArray(zarr.Array):
             f"corrupted or truncated chunk file of array {self.path!r}{inner}: cannot be decoded "
             f"({type(err).__name__}: {err}); rebuild the image by deleting it and rerunning the step that wrote it",
         )
+
+
+def _plain_region(selection, shape: tuple[int, ...]) -> tuple[tuple[slice, ...], tuple[int, ...]] | None:
+    """``(region, dropped axes)`` of a selection made of integers, slices of step 1 and at most one Ellipsis, with
+    at least one slice and nothing empty or out of range; None for any other (zarr reads it, or refuses it)."""
+    items = selection if isinstance(selection, tuple) else (selection,)
+    if sum(item is Ellipsis for item in items) > 1:
+        return None
+    if Ellipsis in items:
+        at = items.index(Ellipsis)
+        items = items[:at] + (slice(None),) * (len(shape) - len(items) + 1) + items[at + 1 :]
+    if len(items) > len(shape):
+        return None
+    items = items + (slice(None),) * (len(shape) - len(items))
+    region, dropped = [], []
+    for axis, (item, n) in enumerate(zip(items, shape)):
+        if isinstance(item, slice):
+            start, stop, step = item.indices(n)
+            if step != 1 or stop <= start:
+                return None
+            region.append(slice(start, stop))
+        elif isinstance(item, (int, np.integer)) and not isinstance(item, bool) and -n <= item < n:
+            index = int(item) % n
+            region.append(slice(index, index + 1))
+            dropped.append(axis)
+        else:
+            return None
+    if len(dropped) == len(shape):
+        return None
+    return tuple(region), tuple(dropped)
 
 
 def open_ome_zarr(path: str | os.PathLike) -> OmeZarrImage:
