@@ -356,7 +356,15 @@ class TileReader:
             read = self._reads.pop(tile_dir, None)
             if read is None and tile_dir in self._waiting:  # taken before its turn: read here, not again later
                 self._waiting.remove(tile_dir)
-        return self._read(tile_dir) if read is None else read.result()
+        if read is None:
+            return self._read(tile_dir)
+        try:
+            return read.result()
+        except BaseException:  # its buffer went back with the error: let the next tile be read
+            with self._lock:
+                self._ahead.discard(tile_dir)
+                self._start_reads()
+            raise
 
     def give(self, frames: "RawFrames") -> None:
         """Hand a taken tile's buffer back; the next scheduled tile is read into it."""
