@@ -147,7 +147,12 @@ def _sharded_volume(rng, tmp_path, shape=(7, 11, 13), chunks=(3, 4, 5), shards=(
     return volume, open_ome_zarr(tmp_path / "a.ome.zarr").level(0)
 
 
-def test_any_block_read_shard_by_shard_is_what_zarr_reads(rng, tmp_path):
+@pytest.mark.parametrize("span", [None, 300])  # 300 bytes: a chunk or two per read
+def test_any_block_read_shard_by_shard_is_what_zarr_reads(rng, tmp_path, monkeypatch, span):
+    from serialoct.io import shards
+
+    if span is not None:
+        monkeypatch.setattr(shards, "_READ_SPAN", span)
     volume, array = _sharded_volume(rng, tmp_path)
     for _ in range(60):
         lo = [int(rng.integers(0, n)) for n in volume.shape]

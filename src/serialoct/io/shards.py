@@ -17,9 +17,10 @@ layout (not sharded, other codecs, not on a local disk) is written through
 zarr.
 
 :func:`read_region` reads a block of such an array the same way: for each
-shard, its index, then the span of the chunks the block needs, around the
-page cache (:func:`serialoct.io.direct.read_range`), each chunk decoded into
-one reused buffer and copied into the block. Through zarr, the same read of a
+shard, its index, then the chunks the block needs, a few at a time (up to
+8 MiB of the file per read), around the page cache
+(:func:`serialoct.io.direct.read_range`), each chunk decoded into one reused
+buffer and copied into the block. Through zarr, the same read of a
 ``medium`` mosaic grid took about twice the CPU: its chunks are decoded into
 fresh buffers, and the files come through the page cache.
 """
@@ -42,6 +43,8 @@ from serialoct.io.direct import read_range, write_file
 __all__ = ["DamagedChunk", "read_region", "write_region", "write_shard", "write_volume"]
 
 _NOT_STORED = np.uint64(2**64 - 1)
+#: At most this many bytes of a shard file are read at once (and kept per reading thread): a few chunks.
+_READ_SPAN = 8 * 1024 * 1024
 
 
 def write_shard(array: zarr.Array, shard: tuple[int, ...], chunks: Mapping[tuple[int, ...], np.ndarray]) -> None:
@@ -206,25 +209,37 @@ def read_region(array: zarr.Array, region: tuple[slice, ...]) -> np.ndarray | No
                 out[dst] = array.fill_value
             continue
         index = _read_index(path, size, index_bytes, per_shard, origin)
-        stored = [(int(index[w[0]][0]), int(index[w[0]][1])) for w in wanted if index[w[0]][0] != _NOT_STORED]
-        data, data_start = None, 0
-        if stored:
-            data_start, data_stop = min(o for o, _ in stored), max(o + n for o, n in stored)
-            try:
-                data = read_range(path, data_start, data_stop - data_start)
-            except EOFError as exc:
-                raise DamagedChunk(origin, exc) from None
+        stored = []
         for position, dst, src in wanted:
-            offset, length = index[position]
-            if offset == _NOT_STORED:
+            offset, length = (int(v) for v in index[position])
+            if index[position][0] == _NOT_STORED:
                 out[dst] = array.fill_value
-                continue
-            try:
-                zstd.decode(data[int(offset) - data_start : int(offset + length) - data_start], out=chunk)
-            except (ValueError, RuntimeError) as exc:
-                raise DamagedChunk(tuple(o + p * c for o, p, c in zip(origin, position, chunk_shape)), exc) from None
-            out[dst] = chunk[src]
+            else:
+                stored.append((offset, length, position, dst, src))
+        stored.sort(key=lambda item: item[0])
+        run = []  # chunks read with one call: a span of the file up to _READ_SPAN bytes (or one larger chunk)
+        for k, item in enumerate(stored):
+            run.append(item)
+            after = stored[k + 1] if k + 1 < len(stored) else None
+            if after is None or after[0] + after[1] - run[0][0] > _READ_SPAN:
+                _decode_run(path, run, zstd, chunk, out, origin, chunk_shape)
+                run = []
     return out
+
+
+def _decode_run(path: Path, run: list, zstd, chunk: np.ndarray, out: np.ndarray, origin, chunk_shape) -> None:
+    """Read the span of the file that holds ``run``'s chunks, decode each into ``chunk`` and copy its part into ``out``."""
+    start = run[0][0]
+    try:
+        data = read_range(path, start, max(offset + length for offset, length, *_ in run) - start)
+    except EOFError as exc:
+        raise DamagedChunk(origin, exc) from None
+    for offset, length, position, dst, src in run:
+        try:
+            zstd.decode(data[offset - start : offset + length - start], out=chunk)
+        except (ValueError, RuntimeError) as exc:
+            raise DamagedChunk(tuple(o + p * c for o, p, c in zip(origin, position, chunk_shape)), exc) from None
+        out[dst] = chunk[src]
 
 
 def _read_index(path: Path, size: int, index_bytes: int, per_shard: tuple[int, ...], origin: tuple[int, ...]) -> np.ndarray:
