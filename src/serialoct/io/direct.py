@@ -152,19 +152,20 @@ def read_into(path: str | os.PathLike, out) -> None:
     path = Path(path)
     view = memoryview(out).cast("B")
     whole = len(view) // _BLOCK * _BLOCK if np.frombuffer(view, np.uint8).ctypes.data % _BLOCK == 0 else 0
-    if whole >= MIN_DIRECT_BYTES and _direct_allowed(path.parent):
-        try:
-            _read_direct(path, view, whole)
-            return
-        except OSError as exc:  # a refusal comes at the opening or the first read: nothing else was done yet
-            if exc.errno not in _REFUSED:
-                raise
-            _refused_devices.add(os.stat(path.parent).st_dev)
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        _read_exactly(path, fd, view, 0)
-    finally:
-        os.close(fd)
+
+    def direct(fd: int) -> None:  # the whole blocks into view, the rest through an aligned block of this thread
+        if _read_some(fd, view[:whole], 0) < whole:
+            raise EOFError(f"{path}: ends before byte {len(view):,}")
+        if whole < len(view):
+            block = getattr(_local, "block", None)  # not the staging buffer: a writer's parts may be read meanwhile
+            if block is None:
+                block = _local.block = aligned_empty(_BLOCK, np.uint8)
+            if _read_some(fd, memoryview(block), whole) < len(view) - whole:
+                raise EOFError(f"{path}: ends before byte {len(view):,}")
+            view[whole:] = block[: len(view) - whole]
+
+    if not (whole >= MIN_DIRECT_BYTES and _read_direct(path, direct)):
+        _read_usual(path, view, 0)
 
 
 def read_range(path: str | os.PathLike, offset: int, length: int) -> np.ndarray:
@@ -185,26 +186,34 @@ def read_range(path: str | os.PathLike, offset: int, length: int) -> np.ndarray:
     buffer = getattr(_local, "ranges", None)
     if buffer is None or buffer.size < stop - start:
         buffer = _local.ranges = aligned_empty(stop - start, np.uint8)
-    if length >= MIN_DIRECT_BYTES and _direct_allowed(path.parent):
-        try:
-            fd = os.open(path, os.O_RDONLY | os.O_DIRECT)
-            try:
-                got = _read_some(fd, memoryview(buffer)[: stop - start], start)
-            finally:
-                os.close(fd)
-            if got < offset + length - start:
-                raise EOFError(f"{path}: {start + got:,} bytes, expected at least {offset + length:,}")
-            return buffer[offset - start : offset - start + length]
-        except OSError as exc:  # a refusal comes at the opening or the first read
-            if exc.errno not in _REFUSED:
-                raise
-            _refused_devices.add(os.stat(path.parent).st_dev)
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        _read_exactly(path, fd, memoryview(buffer)[:length], offset)
-    finally:
-        os.close(fd)
+
+    def direct(fd: int) -> None:
+        if _read_some(fd, memoryview(buffer)[: stop - start], start) < offset + length - start:
+            raise EOFError(f"{path}: ends before byte {offset + length:,}")
+
+    if length >= MIN_DIRECT_BYTES and _read_direct(path, direct):
+        return buffer[offset - start : offset - start + length]
+    _read_usual(path, memoryview(buffer)[:length], offset)
     return buffer[:length]
+
+
+def _read_direct(path: Path, read) -> bool:
+    """``read(fd)`` with ``path`` opened with ``O_DIRECT``; False where not allowed or the file system refuses
+    (remembered). A refusal comes at the opening or the first read, before anything was read."""
+    if not _direct_allowed(path.parent):
+        return False
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECT)
+        try:
+            read(fd)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        if exc.errno not in _REFUSED:
+            raise
+        _refused_devices.add(os.stat(path.parent).st_dev)
+        return False
+    return True
 
 
 def _read_some(fd: int, view: memoryview, offset: int) -> int:
@@ -220,33 +229,18 @@ def _read_some(fd: int, view: memoryview, offset: int) -> int:
     return done
 
 
-def _read_direct(path: Path, view: memoryview, whole: int) -> None:
-    """``view``'s first ``whole`` bytes (whole blocks, aligned) read with ``O_DIRECT``, the rest through an aligned block."""
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECT)
+def _read_usual(path: Path, view: memoryview, offset: int) -> None:
+    """Fill ``view`` from ``offset`` of the file, through the page cache."""
+    fd = os.open(path, os.O_RDONLY)
     try:
-        got = _read_some(fd, view[:whole], 0)
-        if got < whole:
-            raise EOFError(f"{path}: {got:,} bytes, expected at least {len(view):,}")
-        if whole < len(view):
-            block = getattr(_local, "block", None)  # not the staging buffer: a writer's parts may be read meanwhile
-            if block is None:
-                block = _local.block = aligned_empty(_BLOCK, np.uint8)
-            staging = memoryview(block)
-            got = os.preadv(fd, [staging], whole)
-            if got < len(view) - whole:
-                raise EOFError(f"{path}: {whole + got:,} bytes, expected at least {len(view):,}")
-            view[whole:] = staging[: len(view) - whole]
+        done = 0
+        while done < len(view):
+            got = os.preadv(fd, [view[done:]], offset + done)
+            if got == 0:
+                raise EOFError(f"{path}: ends before byte {offset + len(view):,}")
+            done += got
     finally:
         os.close(fd)
-
-
-def _read_exactly(path: Path, fd: int, view: memoryview, offset: int) -> None:
-    done = 0
-    while done < len(view):
-        got = os.preadv(fd, [view[done:]], offset + done)
-        if got == 0:
-            raise EOFError(f"{path}: {offset + done:,} bytes, expected at least {offset + len(view):,}")
-        done += got
 
 
 def _start_direct(path: Path, head: list) -> _DirectFile | None:
