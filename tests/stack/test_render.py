@@ -17,7 +17,7 @@ from serialoct.stack import (
     resolve_transforms,
     warp_to_canvas,
 )
-from serialoct.stack.render import warp_from_canvas
+from serialoct.stack.render import LinearSampler, warp_from_canvas
 
 from .conftest import N_SLICES, THICKNESS_UM, VOXEL_UM
 
@@ -115,6 +115,26 @@ def test_warp_to_canvas_pastes_at_the_motor_offset_and_rotates_about_the_centre(
     square[4, 8] = 1.0  # right of the centre
     turned = warp_to_canvas(square, (9, 9), rotation_deg=90.0)
     assert np.unravel_index(np.argmax(turned), turned.shape) == (0, 4)  # +row turns towards +col, so +col towards -row
+
+
+def test_the_linear_sampler_samples_exactly_where_and_what_scipys_affine_transform_does():
+    rng = np.random.default_rng(4)
+    for trial in range(120):
+        in_shape, out_shape = tuple(rng.integers(4, 40, 2)), tuple(rng.integers(4, 50, 2))
+        a = np.radians(rng.uniform(-6, 6)) if trial % 3 else 0.0
+        matrix = np.array([[np.cos(a), np.sin(a)], [-np.sin(a), np.cos(a)]])
+        offset = rng.uniform(-6, 6, 2) if trial % 5 else np.round(rng.uniform(-6, 6, 2)) + [0.0, 0.5]
+        plane = rng.uniform(0.5, 2.0, in_shape).astype(np.float32)
+        plane[rng.uniform(size=in_shape) < 0.2] = 0  # no data there
+        sampler = LinearSampler(matrix, offset, in_shape, out_shape)
+        for values, truth in ((sampler.sample(plane), plane), (sampler.sample_mask(plane), (plane != 0).astype(np.float32))):
+            got = np.zeros(out_shape, np.float32)
+            got.reshape(-1)[sampler.where] = values
+            expected = ndimage.affine_transform(truth, matrix, offset, output_shape=out_shape, order=1, cval=0.0)
+            np.testing.assert_allclose(got, expected, rtol=0, atol=1e-6)
+        outside = np.ones(out_shape, bool)
+        outside.reshape(-1)[sampler.where] = False  # where scipy gives 0 without interpolating
+        assert not ndimage.affine_transform(np.ones(in_shape), matrix, offset, output_shape=out_shape, order=1, cval=0.0)[outside].any()
 
 
 def test_warp_from_canvas_brings_a_placed_image_back_to_the_slice_frame():

