@@ -477,11 +477,11 @@ def read_tile(
     galvo_band_start: int | None = None,
     fix_camera_shift: bool = False,
     legacy_orientation: bool = False,
-    out: np.ndarray | None = None,
 ) -> np.ndarray:
     """Read one raw tile folder into a ``(z, x, y)`` float32 array.
 
-    See :func:`decode_frames` for the options (``out``: decode into this array).
+    See :func:`decode_frames` for the options. (The mosaic step reads through a :class:`TileReader` and decodes into
+    reused arrays instead.)
 
     Raises
     ------
@@ -496,7 +496,7 @@ def read_tile(
     info = read_info(tile_dir)
     tile = decode_frames(
         read_raw_frames(tile_dir, info), info, galvo_band_start=galvo_band_start, fix_camera_shift=fix_camera_shift,
-        legacy_orientation=legacy_orientation, out=out,
+        legacy_orientation=legacy_orientation,
     )
     return require_finite(tile, tile_dir)
 
