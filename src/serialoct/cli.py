@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
-import os
 import sys
 
 from serialoct import __version__
@@ -52,15 +51,7 @@ def _configure_logging(verbose: bool) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    # forkserver.ENV, spelt out: importing the module for the name would cost every command its socket import
-    if argv[:1] == ["step"] and os.environ.get("SERIALOCT_FORKSERVER"):
-        from serialoct.workflows.forkserver import run_in_worker
-
-        status = run_in_worker(argv)  # a warm worker of the run's fork server, if there is one
-        if status is not None:
-            return status
-    return run_command(argv)
+    return run_command(list(sys.argv[1:] if argv is None else argv))
 
 
 def run_command(argv: list[str]) -> int:

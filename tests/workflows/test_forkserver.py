@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from serialoct.workflows import forkserver
+from serialoct.workflows import forkserver, jobclient
+from serialoct.workflows.runner import job_command
 
-CLIENT = "import sys; from serialoct.workflows.forkserver import run_in_worker; status = run_in_worker(sys.argv[1:]); sys.exit(99 if status is None else status)"
+CLIENT = job_command(container=False, warm=True).split()  # the job's command on a local run with a server
 
 
 @pytest.fixture
@@ -29,7 +30,7 @@ def server(tmp_path):
 
 def run_client(path: str, argv: list[str], cwd: Path, **env) -> subprocess.CompletedProcess:
     env = {**os.environ, forkserver.ENV: path, **env}
-    return subprocess.run([sys.executable, "-c", CLIENT, *argv], cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
+    return subprocess.run([*CLIENT, *argv], cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
 
 
 def workers_of(process) -> list[int]:
@@ -76,17 +77,35 @@ def test_a_worker_works_in_the_clients_folder_with_its_environment(server, tmp_p
 
 
 def test_without_a_server_the_client_declines_and_the_job_runs_alone(tmp_path):
-    done = run_client(str(tmp_path / "no-such.sock"), ["params", "preproc"], tmp_path)
-    assert done.returncode == 99  # run_in_worker returned None
-    off = run_client("off", ["params", "preproc"], tmp_path)
-    assert off.returncode == 99
+    assert jobclient.run_in_worker(["params", "preproc"], str(tmp_path / "no-such.sock")) is None
+    assert jobclient.run_in_worker(["params", "preproc"], "off") is None
+    alone = subprocess.run([sys.executable, "-m", "serialoct", "params", "preproc"], capture_output=True, text=True, timeout=120, env={**os.environ})
+    for path in (str(tmp_path / "no-such.sock"), "off"):
+        done = run_client(path, ["params", "preproc"], tmp_path)
+        assert (done.returncode, done.stdout, done.stderr) == (0, alone.stdout, alone.stderr)
+
+
+def test_the_client_imports_no_python_module():
+    # what keeps a job's own process at ~13 ms: run with -S, it loads only built-in, frozen and C modules
+    code = (
+        "import sys\n"
+        f"sys.path.insert(0, {str(Path(jobclient.__file__).parent)!r})\n"
+        "before = set(sys.modules)\n"
+        "import jobclient\n"
+        "loaded = set(sys.modules) - before - {'jobclient'}\n"
+        "kinds = ('BuiltinImporter', 'FrozenImporter', 'ExtensionFileLoader')\n"
+        "def kind(loader): return getattr(loader, '__name__', type(loader).__name__)  # importers are classes\n"
+        "print(sorted(m for m in loaded if kind(sys.modules[m].__spec__.loader) not in kinds))\n"
+    )
+    done = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert done.stdout.strip() == "[]"
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGKILL])
 def test_a_cancelled_job_leaves_no_worker_behind(server, tmp_path, signum):
     (process, path), _ = server
     env = {**os.environ, forkserver.ENV: path}
-    client = subprocess.Popen([sys.executable, "-c", CLIENT, "synth", "--preset", "medium", str(tmp_path / "long")],
+    client = subprocess.Popen([*CLIENT, "synth", "--preset", "medium", str(tmp_path / "long")],
                               cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 30
     while not workers_of(process):

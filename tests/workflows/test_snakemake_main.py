@@ -45,3 +45,34 @@ def test_a_site_profile_or_another_executor_keeps_the_executor_plugins():
     assert not skip_executor_plugins(["--profile", "shipped", "--profile", "site", "--executor", "local"])
     assert not skip_executor_plugins(["--profile", "shipped", "--executor", "slurm"])
     assert not skip_executor_plugins(["--version"])
+
+
+def test_leaving_without_finalising_still_waits_for_threads_runs_atexit_and_keeps_the_status(tmp_path):
+    code = (
+        "import atexit, sys, threading, time\n"
+        "from serialoct.workflows.snakemake_main import exit_now\n"
+        f"folder = {str(tmp_path)!r}\n"
+        "def late():\n"
+        "    time.sleep(0.2)\n"
+        "    open(folder + '/thread', 'w').close()\n"
+        "threading.Thread(target=late).start()\n"
+        "from concurrent.futures import ThreadPoolExecutor\n"
+        "pool = ThreadPoolExecutor(1); pool.submit(print, end='')  # an idle pool worker, kept, not a daemon: told to stop, not waited on forever\n"
+        "atexit.register(lambda: open(folder + '/atexit', 'w').close())\n"
+        "sys.stdout.write('buffered')\n"
+        "exit_now(int(sys.argv[1]) if sys.argv[1].isdigit() else sys.argv[1])\n"
+    )
+    for given, status in (("3", 3), ("0", 0), ("a message", 1)):
+        done = subprocess.run([sys.executable, "-c", code, given], capture_output=True, text=True, timeout=30)
+        assert (done.returncode, done.stdout) == (status, "buffered")
+        assert done.stderr == ("a message\n" if status == 1 else "")
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["atexit", "thread"]
+        for p in tmp_path.iterdir():
+            p.unlink()
+
+
+def test_snakemakes_exit_status_comes_through():
+    # a Snakefile that does not exist: Snakemake's main exits with 1 after its message
+    done = subprocess.run([sys.executable, "-m", "serialoct.workflows.snakemake_main", "--snakefile", "/nonexistent/Snakefile", "-n"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1 and "Snakefile" in done.stdout + done.stderr

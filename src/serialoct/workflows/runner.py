@@ -38,7 +38,7 @@ from pathlib import Path
 
 from serialoct.errors import InputError, SerialOctError
 from serialoct.io.atomic import make_output_dir, remove_stale_temporaries, write_bytes_atomic, write_text_atomic
-from serialoct.workflows import forkserver, snakefile
+from serialoct.workflows import forkserver, jobclient, snakefile
 from serialoct.workflows.execution import Execution, check_report, dag_command
 from serialoct.workflows.targets import RUN_KEY, failed_slices
 
@@ -149,6 +149,22 @@ def end_orphaned_workers(output: Path, *, timeout_s: float = 10.0) -> int:
         except OSError:
             pass
     return len(pids)
+
+
+def job_command(*, container: bool, warm: bool) -> str:
+    """The command a workflow's jobs run ``step NAME ...`` with.
+
+    Inside a container the image's own ``serialoct``; with a fork server, its
+    client (:mod:`~serialoct.workflows.jobclient`, run without ``site``: it
+    needs nothing installed); otherwise this interpreter's serialoct.
+    """
+    import shlex
+
+    if container:
+        return "serialoct"
+    if warm:
+        return shlex.join([sys.executable, "-S", jobclient.__file__])
+    return shlex.join([sys.executable, "-m", "serialoct"])
 
 
 def _start_fork_server(output: Path):
@@ -357,14 +373,13 @@ def run_workflow(
     run_args = [*(execution.run_args() if execution is not None else []), *snakemake_args]
     output = make_output_dir(output)
     pid_file = _claim(output)
-    # inside a container the steps run the image's own serialoct, not this interpreter
     container = execution.container if execution is not None else None
-    command = "serialoct" if container else f"{sys.executable} -m serialoct"
     local = (execution is None or execution.is_local) and not container
     server = None
     try:
         server = _start_fork_server(output) if local else None
         env = {**os.environ, forkserver.ENV: server[1]} if server else None
+        command = job_command(container=bool(container), warm=bool(server))
         first = _write_config(output, workflow, config, {**(run_info or {}), "command": command, "skip_failed": False, "container": container})
         if dag is not None:
             _write_dag(workflow, output, first, profile_args, dag)
