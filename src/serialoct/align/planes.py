@@ -46,6 +46,16 @@ PYRAMID_SIGMA_PX = (2.0, 1.0, 0.0)
 #: search) keeps every pixel: sampled, its realistic test pair's rotation error reached 0.203 deg (test: 0.2).
 SAMPLING_PER_LEVEL = (1.0, 0.5, 0.1)
 SAMPLING_SEED = 1
+#: Smallest optimizer step (pixels of shift) on the coarse levels and on the full level. The
+#: coarse levels only hand a start to the full one; run as one registration with the full
+#: level's 1e-4, they took 46 and 62 iterations on a ``medium`` pair, the full level 21.
+#: Two registrations (the coarse levels to 0.05, then the full level to 1e-4), measured on the
+#: 16 pairs of the ``medium`` acquisition against the true rotations: register_pairwise 33.5 s of CPU
+#: against 45.8 s, error max 0.081 deg (RMS 0.039) against 0.082 (0.037), translations within
+#: 0.03 px, the same planes matched. One registration to 0.01 throughout was faster still but
+#: left a pair 0.25 deg off (the rotation converges last).
+COARSE_MIN_STEP = 0.05
+FINE_MIN_STEP = 1e-4
 
 
 def prepare_plane(plane: np.ndarray) -> np.ndarray:
@@ -143,25 +153,29 @@ def refine_transform(fixed_plane: np.ndarray, moving_plane: np.ndarray, theta: f
         initial.SetTranslation((float(t[1]), float(t[0])))
     else:
         initial = sitk.TranslationTransform(2, (float(t[1]), float(t[0])))
-    reg = sitk.ImageRegistrationMethod()
-    if metric == "correlation":
-        reg.SetMetricAsCorrelation()
-    else:
-        reg.SetMetricAsMeanSquares()
-    if sampling is None:
-        reg.SetMetricSamplingStrategy(reg.NONE)
-    else:
-        reg.SetMetricSamplingStrategy(reg.REGULAR)
-        reg.SetMetricSamplingPercentagePerLevel(list(sampling), SAMPLING_SEED)
-    reg.SetInterpolator(sitk.sitkLinear)
-    reg.SetOptimizerAsRegularStepGradientDescent(learningRate=2.0, minStep=1e-4, numberOfIterations=300,
-                                                 relaxationFactor=0.5, gradientMagnitudeTolerance=1e-8)
-    reg.SetOptimizerScalesFromPhysicalShift()
-    reg.SetShrinkFactorsPerLevel(PYRAMID_SHRINK)
-    reg.SetSmoothingSigmasPerLevel(PYRAMID_SIGMA_PX)
-    reg.SetInitialTransform(initial, inPlace=True)
+    # the coarse levels to COARSE_MIN_STEP, then the full level to FINE_MIN_STEP from where they ended
+    shares = list(sampling) if sampling is not None else [None] * len(PYRAMID_SHRINK)
+    stages = ((slice(None, -1), COARSE_MIN_STEP), (slice(-1, None), FINE_MIN_STEP))
     try:
-        reg.Execute(itk_fixed, itk_moving)
+        for levels, min_step in stages:
+            reg = sitk.ImageRegistrationMethod()
+            if metric == "correlation":
+                reg.SetMetricAsCorrelation()
+            else:
+                reg.SetMetricAsMeanSquares()
+            if sampling is None:
+                reg.SetMetricSamplingStrategy(reg.NONE)
+            else:
+                reg.SetMetricSamplingStrategy(reg.REGULAR)
+                reg.SetMetricSamplingPercentagePerLevel(shares[levels], SAMPLING_SEED)
+            reg.SetInterpolator(sitk.sitkLinear)
+            reg.SetOptimizerAsRegularStepGradientDescent(learningRate=2.0, minStep=min_step, numberOfIterations=300,
+                                                         relaxationFactor=0.5, gradientMagnitudeTolerance=1e-8)
+            reg.SetOptimizerScalesFromPhysicalShift()
+            reg.SetShrinkFactorsPerLevel(list(PYRAMID_SHRINK[levels]))
+            reg.SetSmoothingSigmasPerLevel(list(PYRAMID_SIGMA_PX[levels]))
+            reg.SetInitialTransform(initial, inPlace=True)
+            reg.Execute(itk_fixed, itk_moving)
     except RuntimeError as err:  # e.g. "All samples map outside moving image buffer"
         log.info("SimpleITK refinement failed (%s); keeping the start", str(err).splitlines()[-1][:120])
         return theta, t, float("inf")
