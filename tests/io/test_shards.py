@@ -7,7 +7,7 @@ import pytest
 import zarr
 
 from serialoct.io.omezarr import create_ome_zarr, open_ome_zarr
-from serialoct.io.shards import DamagedChunk, read_region, write_region, write_shard, write_volume
+from serialoct.io.shards import DamagedChunk, read_region, write_region, write_shard, write_shard_made, write_volume
 
 CHUNK = (3, 4, 5)
 
@@ -93,6 +93,46 @@ def test_arrays_in_another_layout_are_written_through_zarr(rng, tmp_path, layout
         per_shard = 2
     _write_by_shard(array, tiles, per_shard)
     np.testing.assert_array_equal(array[...], _expected(tiles, grid))
+
+
+@pytest.mark.parametrize("layout", ["ours", "unsharded"])
+def test_chunks_made_in_their_turn_make_the_same_array_each_released_once_encoded(rng, tmp_path, layout):
+    grid, per_shard = (3, 5), 2
+    tiles = _tiles(rng, grid)
+    shape = _expected(tiles, grid).shape
+    if layout == "ours":
+        out = create_ome_zarr(tmp_path / "a.ome.zarr", shape, voxel_size_mm=(0.01,) * 3, chunks=CHUNK,
+                              shards=(CHUNK[0], per_shard * CHUNK[1], per_shard * CHUNK[2]))
+        array = out.__enter__().array
+    else:
+        array, per_shard = zarr.create_array(tmp_path / "a.zarr", shape=shape, chunks=CHUNK, dtype="f4", fill_value=0), 1
+    made, released = [], []
+    for sx in range(-(-grid[0] // per_shard)):
+        for sy in range(-(-grid[1] // per_shard)):
+            def make(position, sx=sx, sy=sy):
+                key = (0, sx * per_shard + position[1], sy * per_shard + position[2])
+                made.append(key)
+                return None if key not in tiles else tiles[key].copy()  # a hole, or a shard over the grid's edge
+
+            def release(data):
+                assert made[-1] in tiles and np.array_equal(data, tiles[made[-1]])  # the chunk just made, now encoded
+                released.append(made[-1])
+
+            write_shard_made(array, (0, sx, sy), make, release=release)
+    if layout == "ours":
+        out.__exit__(None, None, None)
+        array = zarr.open_array(tmp_path / "a.ome.zarr" / "0", mode="r")
+    assert sorted(released) == sorted(tiles)
+    np.testing.assert_array_equal(array[...], _expected(tiles, grid))
+
+
+def test_a_made_shard_of_holes_leaves_no_file_and_a_made_chunk_of_the_wrong_shape_is_refused(tmp_path):
+    with create_ome_zarr(tmp_path / "a.ome.zarr", (3, 8, 10), voxel_size_mm=(0.01,) * 3, chunks=CHUNK, shards=(3, 8, 10)) as out:
+        write_shard_made(out.array, (0, 0, 0), lambda position: None)
+        with pytest.raises(ValueError, match="expected"):
+            write_shard_made(out.array, (0, 0, 0), lambda position: np.zeros((3, 4, 4), np.float32))
+    assert not [f for f in (tmp_path / "a.ome.zarr" / "0").rglob("*") if f.is_file() and f.name != "zarr.json"]
+    assert not _through_zarr(tmp_path / "a.ome.zarr").any()
 
 
 def test_a_chunk_of_the_wrong_shape_or_outside_the_shard_is_refused(tmp_path):

@@ -28,7 +28,7 @@ fresh buffers, and the files come through the page cache.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import google_crc32c
@@ -40,7 +40,7 @@ from zarr.storage import LocalStore
 
 from serialoct.io.direct import read_range, write_file
 
-__all__ = ["DamagedChunk", "read_region", "write_region", "write_shard", "write_volume"]
+__all__ = ["DamagedChunk", "read_region", "write_region", "write_shard", "write_shard_made", "write_volume"]
 
 _NOT_STORED = np.uint64(2**64 - 1)
 #: At most this many bytes of a shard file are read at once (and kept per reading thread): a few chunks.
@@ -70,31 +70,83 @@ def write_shard(array: zarr.Array, shard: tuple[int, ...], chunks: Mapping[tuple
     if zstd is None:
         _write_through_zarr(array, shard, per_shard, chunks)
     else:
-        _store_shard(array, zstd, folder, shard, per_shard, chunks)
+        _store_chunks(array, zstd, folder, shard, per_shard, chunks)
 
 
-def _store_shard(array, zstd, folder: Path, shard, per_shard, chunks) -> None:
+def write_shard_made(
+    array: zarr.Array,
+    shard: tuple[int, ...],
+    make_chunk: Callable[[tuple[int, ...]], np.ndarray | None],
+    *,
+    release: Callable[[np.ndarray], None] | None = None,
+) -> None:
+    """Write shard ``shard`` of ``array`` whole, each chunk made when the writer comes to it.
+
+    ``make_chunk(index)`` gives the data of the chunk at ``index`` within the
+    shard, or None for the fill value; it is called for every index in C
+    order, and ``release(data)`` once that chunk is encoded. So one chunk is
+    held at a time, and the buffer a chunk was made in can be reused for the
+    next (a mosaic step making each tile as the shard is written touches no
+    fresh memory after its first tile). An array in another layout has all
+    its chunks made first and is written through zarr.
+
+    Raises
+    ------
+    ValueError
+        If a chunk is not of the array's chunk shape.
+    """
+    chunk_shape = tuple(array.chunks)
+    per_shard = tuple(s // c for s, c in zip(array.shards or chunk_shape, chunk_shape))
+
+    def made(position):
+        data = make_chunk(position)
+        if data is not None and tuple(data.shape) != chunk_shape:
+            raise ValueError(f"chunk {position} has shape {tuple(data.shape)}, expected {chunk_shape}")
+        return data
+
+    zstd, folder = _direct_layout(array)
+    if zstd is not None:
+        _store_shard(array, zstd, folder, shard, per_shard, list(np.ndindex(*per_shard)), made, release)
+        return
+    chunks = {position: data for position in np.ndindex(*per_shard) if (data := made(position)) is not None}
+    _write_through_zarr(array, shard, per_shard, chunks)
+    for data in chunks.values() if release is not None else ():
+        release(data)
+
+
+def _store_chunks(array, zstd, folder: Path, shard, per_shard, chunks: Mapping) -> None:
+    """:func:`_store_shard` of the chunks a mapping holds."""
+    _store_shard(array, zstd, folder, shard, per_shard, [p for p in np.ndindex(*per_shard) if p in chunks], chunks.get)
+
+
+def _store_shard(array, zstd, folder: Path, shard, per_shard, positions, chunk_at, release=None) -> None:
     """Encode the chunks and write the shard file (``sharding_indexed``: chunks, index, its crc32c).
 
-    The chunks are encoded one at a time as the file is written, so one encoded chunk is held at a time rather
-    than the whole shard's (a ``medium`` mosaic step's peak RSS 277 -> 249 MB).
+    ``chunk_at(position)`` gives each of ``positions`` (C order) its data or None; ``release(data)`` is called
+    once a chunk is encoded. The chunks are encoded one at a time as the file is written, so one encoded chunk
+    is held at a time rather than the whole shard's (a ``medium`` mosaic step's peak RSS 277 -> 249 MB).
     """
     target = folder / array.metadata.encode_chunk_key(shard)
-    if not chunks:
+    if not positions:
         target.unlink(missing_ok=True)  # an empty shard is no file
         return
     dtype = array.dtype.newbyteorder("<")
+    stored = []
 
     def encoded():
         index = np.full((*per_shard, 2), _NOT_STORED, dtype="<u8")
         offset = 0
-        for position in np.ndindex(*per_shard):  # C order, as zarr reads them (any order is valid)
-            data = chunks.get(position)
+        for position in positions:  # C order, as zarr reads them (any order is valid)
+            data = chunk_at(position)
             if data is None:
                 continue
             part = zstd.encode(np.ascontiguousarray(data, dtype=dtype))
+            if release is not None:
+                release(data)
+            del data
             index[position] = (offset, len(part))
             offset += len(part)
+            stored.append(position)
             yield part
             del part
         index_bytes = index.tobytes()
@@ -103,6 +155,8 @@ def _store_shard(array, zstd, folder: Path, shard, per_shard, chunks) -> None:
 
     target.parent.mkdir(parents=True, exist_ok=True)
     write_file(target, encoded())
+    if not stored:
+        target.unlink()  # every chunk made was the fill value: no file, as for an empty shard
 
 
 def write_volume(array: zarr.Array, volume: np.ndarray) -> None:
@@ -154,7 +208,7 @@ def write_region(array: zarr.Array, start: tuple[int, ...], block: np.ndarray) -
                 padded[tuple(slice(0, n) for n in data.shape)] = data
                 data = padded
             chunks[position] = data
-        _store_shard(array, zstd, folder, tuple(f + o for f, o in zip(first, offset)), per_shard, chunks)
+        _store_chunks(array, zstd, folder, tuple(f + o for f, o in zip(first, offset)), per_shard, chunks)
 
 
 class DamagedChunk(Exception):

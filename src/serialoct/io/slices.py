@@ -21,7 +21,7 @@ import numpy as np
 from serialoct.errors import FormatError
 from serialoct.io.direct import BufferPool
 from serialoct.io.omezarr import create_ome_zarr, open_ome_zarr
-from serialoct.io.shards import write_shard, write_volume
+from serialoct.io.shards import write_shard, write_shard_made, write_volume
 from serialoct.preproc.mosaic import MosaicLayout
 
 __all__ = ["MosaicGrid", "open_mosaic_grid", "write_mosaic_grid", "StitchedSlice", "read_slice", "read_planes", "read_slice_map",
@@ -116,13 +116,19 @@ def write_mosaic_grid(
 ) -> None:
     """Write a mosaic grid shard by shard; ``make_tile(ix, iy)`` gives each tile (None: a hole).
 
-    Tiles of a shard are made ``workers`` at a time, and the encoding of one
-    shard overlaps the making of the next: at most ``workers`` shards are in
-    flight. ``prefetch(indices)`` is told the next shard's tiles before the
-    current shard's are made (to start reading them). The store appears at
-    ``path`` only when complete; ``before_commit`` may raise to discard it (a
-    check over all tiles). Tiles that ``make_tile`` took from ``buffers`` go
-    back to it once their shard is written.
+    With one worker each tile is made when the shard's writer comes to it and
+    goes back to ``buffers`` once encoded: one tile in memory at a time, in a
+    buffer that is reused (before, the kernel zeroed a fresh page for every
+    byte of the first shards' tiles: ``medium`` mosaic jobs 0.61-0.70 ->
+    0.55-0.59 s of CPU, peak RSS 255 -> 168 MB; BENCHMARKS.md). With more
+    workers, the tiles of a shard are made ``workers`` at a
+    time, and the encoding of one shard overlaps the making of the next: at
+    most ``workers`` shards are in flight; tiles that ``make_tile`` took from
+    ``buffers`` go back to it once their shard is written.
+    ``prefetch(indices)`` is told the next shard's tiles before the current
+    shard's are made (to start reading them). The store appears at ``path``
+    only when complete; ``before_commit`` may raise to discard it (a check
+    over all tiles).
     """
     voxel_mm = tuple(v / 1000.0 for v in layout.voxel_size_um)
     factor = layout.sharding_factor
@@ -132,6 +138,16 @@ def write_mosaic_grid(
         write_shard(out.array, (0, region.ix0 // factor, region.iy0 // factor), chunks)
         if buffers is not None:
             buffers.give(tiles.values())
+
+    def write_made(out, region):  # each tile made in its turn, given back once encoded
+        tiles = set(region.tile_indices())
+
+        def make(position):
+            ij = (region.ix0 + position[1], region.iy0 + position[2])
+            return make_tile(*ij) if ij in tiles else None  # a shard at the grid's edge has fewer tiles
+
+        release = (lambda tile: buffers.give([tile])) if buffers is not None else None
+        write_shard_made(out.array, (0, region.ix0 // factor, region.iy0 // factor), make, release=release)
 
     in_flight = []
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool, create_ome_zarr(
@@ -143,6 +159,9 @@ def write_mosaic_grid(
         for k, region in enumerate(regions):
             if prefetch is not None and k + 1 < len(regions):
                 prefetch(list(regions[k + 1].tile_indices()))
+            if workers <= 1:
+                write_made(out, region)
+                continue
             indices = list(region.tile_indices())
             made = dict(zip(indices, pool.map(lambda ij: make_tile(*ij), indices)))
             tiles = {ij: tile for ij, tile in made.items() if tile is not None}

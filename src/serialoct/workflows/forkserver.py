@@ -150,8 +150,7 @@ def serve(path: str, stats: str, preload: tuple[str, ...] = PRELOAD) -> None:
         except Exception:  # noqa: BLE001 - an optional library missing: the worker imports what it needs
             pass
     listener.settimeout(0.5)
-    # nothing to flush or finalise: leaving at once spares the runner 0.25-0.3 s of interpreter teardown
-    signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
+    signal.signal(signal.SIGTERM, _leave)
     try:
         while os.getppid() == parent:
             _reap()
@@ -171,6 +170,14 @@ def serve(path: str, stats: str, preload: tuple[str, ...] = PRELOAD) -> None:
             conn.close()
     finally:
         listener.close()
+
+
+def _leave(*_) -> None:
+    """On ``SIGTERM``: reap the finished workers (their CPU time and peak memory then count in the run's own
+    resource usage), then leave without finalising the interpreter (nothing to flush: 0.25-0.3 s less for the
+    runner to wait)."""
+    _reap()
+    os._exit(0)
 
 
 def _reap() -> None:
