@@ -52,13 +52,15 @@ def test_mosaic_memory_comes_from_the_slice_header(sample_acquisition):
     assert data > 0 and request == BASE_MOSAIC_MB + data
 
 
-def test_mosaic_memory_grows_with_shards_in_flight():
+def test_mosaic_memory_is_one_tile_with_one_process_and_grows_with_shards_in_flight_with_more():
     # a real slice: tiles of 400 x 512 x 512 float32 (~420 MB decoded), 4x4 tiles per shard
     one = mosaic_memory_mb(raw_tile_mb=440, decoded_tile_mb=420, out_tile_mb=420, shard_tiles=16, processes=1)
+    one_small_shards = mosaic_memory_mb(raw_tile_mb=440, decoded_tile_mb=420, out_tile_mb=420, shard_tiles=4, processes=1)
     two = mosaic_memory_mb(raw_tile_mb=440, decoded_tile_mb=420, out_tile_mb=420, shard_tiles=16, processes=2)
-    small_shards = mosaic_memory_mb(raw_tile_mb=440, decoded_tile_mb=420, out_tile_mb=420, shard_tiles=4, processes=1)
-    assert one == 28_200  # 1 x (440 + 2 x 420) + 2 x 2 x 16 x 420 = 28,160, rounded up to 100 MB
-    assert two > 1.4 * one and small_shards < one / 3  # shards in flight dominate: processes and sharding_factor set it
+    two_small_shards = mosaic_memory_mb(raw_tile_mb=440, decoded_tile_mb=420, out_tile_mb=420, shard_tiles=4, processes=2)
+    assert one == one_small_shards == 2_600  # 3 x 440 read ahead + 2 x 420 decoded + 420 encoded = 2,580, rounded up
+    assert two == 43_800  # 4 x 440 + 2 x 2 x 420 + 3 x 2 x 16 x 420 = 43,760
+    assert two_small_shards < two / 3  # with threads, shards in flight dominate: sharding_factor sets it
 
 
 def test_aip_memory_is_one_shard_row():

@@ -76,6 +76,7 @@ def run(args: argparse.Namespace) -> int:
     if p["fix_galvo_shift"] and info.n_extra > 0:
         sample = [read_raw_frames(t.path, info) for t in _central_tiles(geometry, GALVO_SAMPLE_TILES)]
         detection = detect_galvo_band(sample, info.n_extra, backend=backend)
+        del sample  # their raw frames are not held while the slice is made
         if detection.should_fix(p["galvo_confidence_threshold"]):
             band_start = detection.band_start
 

@@ -1,13 +1,14 @@
-"""A local run's job: ``python -S .../jobclient.py step NAME ...`` hands ``serialoct step NAME ...`` to a warm worker.
+"""A local run's job: ``python -I -S .../jobclient.py step NAME ...`` hands ``serialoct step NAME ...`` to a warm worker.
 
 On a local run every step job of the workflow is one such process (about 250
 in a ``medium`` reconstruction), and all it does is pass its arguments,
 working folder, environment, umask and standard streams to the run's fork
 server (:mod:`serialoct.workflows.forkserver`, found through
 ``SERIALOCT_FORKSERVER``), then wait for the worker's exit status and pass
-on the signals it gets. So it is run as a file, without ``site`` (``-S``),
-and imports only what is built into the interpreter: about 13 ms of start-up
-against 70 ms for ``python -m serialoct`` (its command line, ``argparse``,
+on the signals it gets. So it is run as a file, isolated and without
+``site`` (``-I -S``), and imports only the standard library's built-in,
+frozen and C modules: about 13 ms of start-up against 70 ms for
+``python -m serialoct`` (its command line, ``argparse``,
 ``logging``, ``socket``, ``json``). The request is a :mod:`marshal`-encoded
 dict (the server is the same interpreter).
 
@@ -15,8 +16,8 @@ Where no server takes the job (none running, a refused connection, a worker
 that could not start), the process becomes ``python -m serialoct ARGV`` and
 runs the job itself.
 
-Nothing here may import serialoct or anything outside the interpreter's
-built-in modules.
+Nothing here may import serialoct, a third-party module or a Python
+module of the standard library.
 """
 
 import _signal

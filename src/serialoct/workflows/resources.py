@@ -116,20 +116,25 @@ def mosaic_memory_mb(
 ) -> int:
     """Peak memory of a mosaic-grid job, in MB (before the attempt factor).
 
-    ``processes`` tiles are decoded at once (each: its raw frames, the
-    decoded tile and its resampled copy) while up to ``processes`` shards are
-    being written and one more is assembled; a shard in flight holds its
-    tiles and their encoded bytes (as large for data that does not
-    compress), twice ``shard_tiles`` output tiles.
+    The raw frames of ``processes + 2`` tiles are read ahead. With one
+    process, one tile at a time is decoded (and resampled) and encoded into
+    its shard's file: a decoded tile, its resampled copy and its encoded
+    bytes (as large for data that does not compress). With more,
+    ``processes`` tiles are decoded at once while up to ``processes`` shards
+    are being written and one more is assembled; a shard in flight holds its
+    tiles and their encoded bytes, twice ``shard_tiles`` output tiles.
 
     Examples
     --------
     >>> mosaic_memory_mb(raw_tile_mb=10, decoded_tile_mb=8, out_tile_mb=8, shard_tiles=16, processes=1, base_mb=1000)
-    1600
+    1100
     """
-    decoding = processes * (raw_tile_mb + 2 * decoded_tile_mb)
-    shards = (processes + 1) * 2 * shard_tiles * out_tile_mb
-    return _round_up(base_mb + decoding + shards)
+    reading = (processes + 2) * raw_tile_mb
+    if processes <= 1:
+        making = 2 * decoded_tile_mb + out_tile_mb
+    else:
+        making = processes * 2 * decoded_tile_mb + (processes + 1) * 2 * shard_tiles * out_tile_mb
+    return _round_up(base_mb + reading + making)
 
 
 def aip_memory_mb(*, out_tile_mb: float, row_tiles: int, base_mb: float = 0) -> int:

@@ -163,7 +163,7 @@ def job_command(*, container: bool, warm: bool) -> str:
     if container:
         return "serialoct"
     if warm:
-        return shlex.join([sys.executable, "-S", jobclient.__file__])
+        return shlex.join([sys.executable, "-I", "-S", jobclient.__file__])  # isolated: nothing from the environment or the script's folder
     return shlex.join([sys.executable, "-m", "serialoct"])
 
 
