@@ -95,17 +95,8 @@ def test_arrays_in_another_layout_are_written_through_zarr(rng, tmp_path, layout
     np.testing.assert_array_equal(array[...], _expected(tiles, grid))
 
 
-@pytest.mark.parametrize("layout", ["ours", "unsharded"])
-def test_chunks_made_in_their_turn_make_the_same_array_each_released_once_encoded(rng, tmp_path, layout):
-    grid, per_shard = (3, 5), 2
-    tiles = _tiles(rng, grid)
-    shape = _expected(tiles, grid).shape
-    if layout == "ours":
-        out = create_ome_zarr(tmp_path / "a.ome.zarr", shape, voxel_size_mm=(0.01,) * 3, chunks=CHUNK,
-                              shards=(CHUNK[0], per_shard * CHUNK[1], per_shard * CHUNK[2]))
-        array = out.__enter__().array
-    else:
-        array, per_shard = zarr.create_array(tmp_path / "a.zarr", shape=shape, chunks=CHUNK, dtype="f4", fill_value=0), 1
+def _write_made(array, tiles, grid, per_shard):
+    """Every shard of ``array`` through write_shard_made; the chunks released, in order."""
     made, released = [], []
     for sx in range(-(-grid[0] // per_shard)):
         for sy in range(-(-grid[1] // per_shard)):
@@ -119,10 +110,24 @@ def test_chunks_made_in_their_turn_make_the_same_array_each_released_once_encode
                 released.append(made[-1])
 
             write_shard_made(array, (0, sx, sy), make, release=release)
-    if layout == "ours":
-        out.__exit__(None, None, None)
-        array = zarr.open_array(tmp_path / "a.ome.zarr" / "0", mode="r")
+    return released
+
+
+def test_chunks_made_in_their_turn_make_the_same_array_each_released_once_encoded(rng, tmp_path):
+    grid, per_shard = (3, 5), 2
+    tiles = _tiles(rng, grid)
+    with create_ome_zarr(tmp_path / "a.ome.zarr", _expected(tiles, grid).shape, voxel_size_mm=(0.01,) * 3, chunks=CHUNK,
+                         shards=(CHUNK[0], per_shard * CHUNK[1], per_shard * CHUNK[2])) as out:
+        released = _write_made(out.array, tiles, grid, per_shard)
     assert sorted(released) == sorted(tiles)
+    np.testing.assert_array_equal(_through_zarr(tmp_path / "a.ome.zarr"), _expected(tiles, grid))
+
+
+def test_chunks_made_for_an_array_in_another_layout_are_written_through_zarr(rng, tmp_path):
+    grid = (3, 2)
+    tiles = _tiles(rng, grid)
+    array = zarr.create_array(tmp_path / "a.zarr", shape=_expected(tiles, grid).shape, chunks=CHUNK, dtype="f4", fill_value=0)
+    assert sorted(_write_made(array, tiles, grid, 1)) == sorted(tiles)
     np.testing.assert_array_equal(array[...], _expected(tiles, grid))
 
 

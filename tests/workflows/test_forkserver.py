@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -15,7 +16,7 @@ import pytest
 from serialoct.workflows import forkserver, jobclient
 from serialoct.workflows.runner import job_command
 
-CLIENT = job_command(container=False, warm=True).split()  # the job's command on a local run with a server
+CLIENT = shlex.split(job_command(container=False, warm=True))  # the job's command on a local run with a server
 
 
 @pytest.fixture
@@ -86,7 +87,7 @@ def test_without_a_server_the_client_declines_and_the_job_runs_alone(tmp_path):
 
 
 def test_the_client_imports_no_python_module():
-    # what keeps a job's own process at ~13 ms: run with -S, it loads only built-in, frozen and C modules
+    # what keeps a job's own process at ~13 ms: without site, it loads only built-in, frozen and C modules
     code = (
         "import sys\n"
         f"sys.path.insert(0, {str(Path(jobclient.__file__).parent)!r})\n"

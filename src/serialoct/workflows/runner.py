@@ -155,15 +155,16 @@ def job_command(*, container: bool, warm: bool) -> str:
     """The command a workflow's jobs run ``step NAME ...`` with.
 
     Inside a container the image's own ``serialoct``; with a fork server, its
-    client (:mod:`~serialoct.workflows.jobclient`, run without ``site``: it
-    needs nothing installed); otherwise this interpreter's serialoct.
+    client (:mod:`~serialoct.workflows.jobclient`, run isolated and without
+    ``site``: it needs nothing from the environment or the installed
+    packages); otherwise this interpreter's serialoct.
     """
     import shlex
 
     if container:
         return "serialoct"
     if warm:
-        return shlex.join([sys.executable, "-I", "-S", jobclient.__file__])  # isolated: nothing from the environment or the script's folder
+        return shlex.join([sys.executable, "-I", "-S", jobclient.__file__])
     return shlex.join([sys.executable, "-m", "serialoct"])
 
 
