@@ -137,7 +137,10 @@ def _pretend_worker(out: Path, seconds: float) -> subprocess.Popen:
 
     code = f"import time; time.sleep({seconds})"
     worker = subprocess.Popen([sys.executable, "-c", code, MODULE, str(out / JOB_STATS)])
-    time.sleep(0.1)  # its command line is in /proc
+    deadline = time.monotonic() + 30
+    while MODULE.encode() not in Path(f"/proc/{worker.pid}/cmdline").read_bytes():  # until exec'd (a loaded machine is slow)
+        assert time.monotonic() < deadline and worker.poll() is None
+        time.sleep(0.01)
     return worker
 
 
