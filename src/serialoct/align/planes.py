@@ -50,8 +50,8 @@ SAMPLING_SEED = 1
 #: coarse levels only hand a start to the full one; run as one registration with the full
 #: level's 1e-4, they took 46 and 62 iterations on a ``medium`` pair, the full level 21.
 #: Two registrations (the coarse levels to 0.05, then the full level to 1e-4), measured on the
-#: 16 pairs of the ``medium`` acquisition against the true rotations: register_pairwise 33.5 s of CPU
-#: against 45.8 s, error max 0.081 deg (RMS 0.039) against 0.082 (0.037), translations within
+#: 16 pairs of the ``medium`` acquisition against the true rotations (``benchmarks/pairwise.py``):
+#: 31-34 s of CPU against 46-47 s, error max 0.081 deg (RMS 0.039) against 0.082 (0.037), translations within
 #: 0.03 px, the same planes matched. One registration to 0.01 throughout was faster still but
 #: left a pair 0.25 deg off (the rotation converges last).
 COARSE_MIN_STEP = 0.05
