@@ -136,6 +136,24 @@ def test_other_write_errors_are_raised(tmp_path, opened, monkeypatch):
         write_file(tmp_path / "f.bin", _parts(np.random.default_rng(4), MIN_DIRECT_BYTES))
 
 
+@pytest.mark.skipif(not hasattr(os, "O_DIRECT"), reason="no O_DIRECT on this OS")
+def test_an_error_of_a_background_write_is_raised_by_write_file(tmp_path, opened, monkeypatch):
+    calls = []
+    usual = direct._write_all
+
+    def full_later(fd, view):  # the first write (in the caller's thread) passes, the writer thread's fail
+        calls.append(len(view))
+        if len(calls) > 1:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        usual(fd, view)
+
+    monkeypatch.setattr(direct, "_open_direct", lambda path: os.open(path, os.O_WRONLY | os.O_CREAT))  # whatever the file system
+    monkeypatch.setattr(direct, "_write_all", full_later)
+    with pytest.raises(OSError, match="No space left"):
+        write_file(tmp_path / "f.bin", _parts(np.random.default_rng(9), 4 * direct._STAGING))
+    assert len(calls) >= 2
+
+
 def test_direct_writes_can_be_turned_off(tmp_path, opened, monkeypatch):
     monkeypatch.setenv(direct.ENV, "off")
     parts = _parts(np.random.default_rng(5), 2 * MIN_DIRECT_BYTES)
