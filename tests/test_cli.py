@@ -45,3 +45,18 @@ def test_step_refuses_a_parameter_value_with_a_clear_message(tmp_path, capsys):
     status = main(["step", "generate_slice_config", "--input", str(tmp_path), "--output", str(tmp_path / "c.csv"),
                    "--exclude_first_slices", "-1"])
     assert status == 2 and "exclude_first_slices" in capsys.readouterr().err
+
+
+def test_a_job_declares_only_its_own_steps_options_and_an_unknown_step_lists_them_all(capsys):
+    import argparse
+
+    from serialoct.commands import step
+
+    parser = argparse.ArgumentParser()
+    step.add_arguments(parser, ["generate_aip", "--input", "x"])
+    (sub,) = [action for action in parser._actions if isinstance(action, argparse._SubParsersAction)]
+    assert list(sub.choices) == ["generate_aip"]
+    with pytest.raises(SystemExit):
+        main(["step", "generate_aipx"])
+    err = capsys.readouterr().err
+    assert "invalid choice" in err and all(name in err for name in STEPS)

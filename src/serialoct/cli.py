@@ -68,7 +68,10 @@ def run_command(argv: list[str]) -> int:
     name, rest = argv[0], argv[1:]
     module = importlib.import_module(COMMANDS[name][0])
     parser = argparse.ArgumentParser(prog=f"serialoct {name}", description=COMMANDS[name][1])
-    module.add_arguments(parser)
+    if name == "step":  # a job: its step's options alone
+        module.add_arguments(parser, rest)
+    else:
+        module.add_arguments(parser)
     args = parser.parse_args(rest)
     _configure_logging(verbose)
     try:
