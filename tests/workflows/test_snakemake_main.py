@@ -47,6 +47,36 @@ def test_a_site_profile_or_another_executor_keeps_the_executor_plugins():
     assert not skip_executor_plugins(["--version"])
 
 
+def test_without_a_report_option_the_html_reporter_is_not_loaded_and_with_one_it_is():
+    code = (
+        "import sys\n"
+        "from serialoct.workflows.snakemake_main import skip_html_reporter\n"
+        "skipped = skip_html_reporter(sys.argv[1:])\n"
+        "from snakemake_interface_report_plugins.registry import ReportPluginRegistry\n"
+        "print(skipped, ReportPluginRegistry().is_installed('html'), 'docutils' in sys.modules)\n"
+    )
+    assert _python("-c", code, "--cores", "1").stdout.split() == ["True", "False", "False"]
+    assert _python("-c", code, "--report", "r.html").stdout.split() == ["False", "True", "True"]
+
+
+def test_the_plugin_searches_share_one_listing_of_the_paths_modules_less_the_hidden_ones():
+    code = (
+        "import pkgutil\n"
+        "walks = []\n"
+        "search = pkgutil.iter_modules\n"
+        "pkgutil.iter_modules = lambda path=None, prefix='': walks.append(path) or search(path, prefix)\n"
+        "from serialoct.workflows.snakemake_main import list_top_level_modules_once, skip_executor_plugins\n"
+        "list_top_level_modules_once()\n"
+        "everything = {m.name for m in search()}\n"
+        "first = {m.name for m in pkgutil.iter_modules()}\n"
+        "skip_executor_plugins(['--profile', 'p', '--executor', 'local'])\n"
+        "second = {m.name for m in pkgutil.iter_modules()}\n"
+        "print(first == everything, second == {n for n in everything if not n.startswith('snakemake_executor_plugin_')},\n"
+        "      len(walks), any(n.startswith('snakemake_executor_plugin_') for n in everything))\n"
+    )
+    assert _python("-c", code).stdout.split() == ["True", "True", "1", "True"]
+
+
 def test_leaving_without_finalising_still_waits_for_threads_runs_atexit_and_keeps_the_status(tmp_path):
     code = (
         "import atexit, sys, threading, time\n"
