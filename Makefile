@@ -14,6 +14,9 @@ $(BIN)/python:
 
 $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[test]"
+	# An editable install leaves serialoct uncompiled, and where PYTHONDONTWRITEBYTECODE is set every
+	# process (the runner, Snakemake, the fork server) compiles it again: 0.3 s of CPU per run.
+	$(BIN)/python -m compileall -q src/serialoct
 	touch $(STAMP)
 
 install: $(STAMP)
