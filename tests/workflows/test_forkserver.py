@@ -118,3 +118,19 @@ def test_a_cancelled_job_leaves_no_worker_behind(server, tmp_path, signum):
     while workers_of(process):
         assert time.monotonic() < deadline, "the worker outlived its cancelled job"
         time.sleep(0.05)
+
+
+def test_a_server_imports_its_workflows_steps_and_what_they_need_and_preprocessing_no_simpleitk():
+    from serialoct.steps import STEPS
+
+    for workflow in ("preproc", "reconst_3d"):
+        modules = forkserver.preload(workflow)
+        assert {module for module, owner, _ in STEPS.values() if owner == workflow} <= set(modules)
+        assert "serialoct.io.slices" in modules
+    assert "SimpleITK" in forkserver.preload("reconst_3d") and "SimpleITK" not in forkserver.preload("preproc")
+    assert set(forkserver.preload("")) >= {module for module, _, _ in STEPS.values()} | set(forkserver.preload("reconst_3d"))
+    code = ("import importlib, sys\n"
+            "from serialoct.workflows.forkserver import preload\n"
+            "[importlib.import_module(m) for m in preload('preproc')]\n"
+            "print('SimpleITK' in sys.modules, 'scipy.optimize' in sys.modules)\n")
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split() == ["False", "False"]

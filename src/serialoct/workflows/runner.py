@@ -168,14 +168,14 @@ def job_command(*, container: bool, warm: bool) -> str:
     return shlex.join([sys.executable, "-m", "serialoct"])
 
 
-def _start_fork_server(output: Path):
+def _start_fork_server(output: Path, workflow: str):
     """A fork server for a local run's jobs (see :mod:`~serialoct.workflows.forkserver`), or None.
 
     None when ``SERIALOCT_FORKSERVER=off`` or the server did not start: each job is then its own process.
     """
     if os.environ.get(forkserver.ENV) == "off":
         return None
-    server = forkserver.start(output / JOB_STATS)
+    server = forkserver.start(output / JOB_STATS, workflow)
     if server is None:
         log.warning("could not start the fork server: every job imports its libraries itself (slower)")
     return server
@@ -378,7 +378,7 @@ def run_workflow(
     local = (execution is None or execution.is_local) and not container
     server = None
     try:
-        server = _start_fork_server(output) if local else None
+        server = _start_fork_server(output, workflow) if local else None
         env = {**os.environ, forkserver.ENV: server[1]} if server else None
         command = job_command(container=bool(container), warm=bool(server))
         first = _write_config(output, workflow, config, {**(run_info or {}), "command": command, "skip_failed": False, "container": container})
