@@ -27,7 +27,7 @@ has no start that every tile agrees on and scores near 0.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -79,7 +79,7 @@ def band_scores(frames: np.ndarray, n_extra: int, *, backend: Backend | None = N
         Median over B-scans of the score of a band starting at each A-line.
     """
     xp = (backend or get_backend(False)).xp
-    profile = xp.asarray(frames, dtype=xp.float64).mean(axis=0)  # (A-lines, B-scans)
+    profile = xp.asarray(frames).mean(axis=0, dtype=xp.float64)  # (A-lines, B-scans), summed in float64 without a copy
     edges = profile - xp.roll(profile, 1, axis=0)  # d[a] = p[a] - p[a-1], circular
     closing = xp.roll(edges, -n_extra, axis=0)  # d[a + n_extra]
     dark = xp.minimum(-edges, closing)
@@ -87,13 +87,14 @@ def band_scores(frames: np.ndarray, n_extra: int, *, backend: Backend | None = N
     return to_numpy(xp.median(xp.maximum(xp.maximum(dark, bright), 0.0), axis=1))
 
 
-def detect_galvo_band(tile_frames: Sequence[np.ndarray], n_extra: int, *, backend: Backend | None = None) -> GalvoDetection:
+def detect_galvo_band(tile_frames: Iterable[np.ndarray], n_extra: int, *, backend: Backend | None = None) -> GalvoDetection:
     """Find a slice's galvo band start from the raw frames of a few tissue tiles.
 
     Parameters
     ----------
-    tile_frames : sequence of ndarray, each (n_z, nx + n_extra, n_frames)
-        Raw frames of the sampled tiles of one slice.
+    tile_frames : iterable of ndarray, each (n_z, nx + n_extra, n_frames)
+        Raw frames of the sampled tiles of one slice, used one at a time, in one pass (a generator may
+        read each tile into the buffer of the one before).
     n_extra : int
         Fly-back A-lines per B-scan; 0 means there is no band.
     backend : Backend, optional
@@ -104,20 +105,21 @@ def detect_galvo_band(tile_frames: Sequence[np.ndarray], n_extra: int, *, backen
     GalvoDetection
         With confidence 0 when ``n_extra`` is 0 or no tile carries signal.
     """
-    if n_extra <= 0 or not tile_frames:
-        return GalvoDetection(band_start=0, confidence=0.0, n_tiles=len(tile_frames))
-    normalised = []
+    if n_extra <= 0:
+        return GalvoDetection(band_start=0, confidence=0.0, n_tiles=sum(1 for _ in tile_frames))
+    normalised, n_tiles = [], 0
     for frames in tile_frames:
+        n_tiles += 1
         scores = band_scores(frames, n_extra, backend=backend)
         peak = scores.max()
         if peak > 0:
             normalised.append(scores / peak)
     if not normalised:
-        return GalvoDetection(band_start=0, confidence=0.0, n_tiles=len(tile_frames))
+        return GalvoDetection(band_start=0, confidence=0.0, n_tiles=n_tiles)
     combined = np.mean(normalised, axis=0)
     best = int(np.argmax(combined))
     n = combined.size
     distance = np.abs((np.arange(n) - best + n // 2) % n - n // 2)  # circular
     runner_up = combined[distance >= 2].max(initial=0.0)
     confidence = float(combined[best] * (1.0 - runner_up / combined[best]))
-    return GalvoDetection(band_start=best, confidence=round(confidence, 6), n_tiles=len(tile_frames))
+    return GalvoDetection(band_start=best, confidence=round(confidence, 6), n_tiles=n_tiles)

@@ -48,6 +48,18 @@ def _central_tiles(geometry, n: int):
     return ranked[:n]
 
 
+def _frames_one_by_one(reader, tiles):
+    """The tiles' raw frames in turn, read ahead by ``reader``; each buffer goes back before the next is given
+    (the galvo sample: read around the page cache like every tile, and never held all at once)."""
+    reader.schedule(tile.path for tile in tiles)
+    for tile in tiles:
+        raw = reader.take(tile.path)
+        try:
+            yield raw.frames
+        finally:
+            reader.give(raw)
+
+
 def run(args: argparse.Namespace) -> int:
     import time
 
@@ -55,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     from serialoct.io.acquisition import discover_slices, read_slice_geometry
     from serialoct.io.direct import BufferPool
     from serialoct.io.slices import write_mosaic_grid
-    from serialoct.io.raw import BIN_GLOB, TileReader, decode_frames, read_raw_frames, require_finite
+    from serialoct.io.raw import BIN_GLOB, TileReader, decode_frames, require_finite
     from serialoct.io.tables import Metric, StepMetrics, write_metrics
     from serialoct.preproc.galvo import detect_galvo_band
     from serialoct.correct.resample import resample_tile_isotropic
@@ -72,14 +84,7 @@ def run(args: argparse.Namespace) -> int:
     geometry = read_slice_geometry(slices[args.slice])
     info = geometry.info
 
-    detection, band_start = None, None
-    if p["fix_galvo_shift"] and info.n_extra > 0:
-        sample = [read_raw_frames(t.path, info) for t in _central_tiles(geometry, GALVO_SAMPLE_TILES)]
-        detection = detect_galvo_band(sample, info.n_extra, backend=backend)
-        del sample  # their raw frames are not held while the slice is made
-        if detection.should_fix(p["galvo_confidence_threshold"]):
-            band_start = detection.band_start
-
+    detection, band_start = None, None  # the galvo band, found once the reader runs (below)
     px_x, px_y = info.pixel_size_um
     native_voxel = (p["axial_resolution"], px_x, px_y)
     tile_shape = info.shape
@@ -125,7 +130,6 @@ def run(args: argparse.Namespace) -> int:
         "overlap_fraction": geometry.overlap_fraction,
         "stage_positions_mm": {f"{ix},{iy}": list(xy) for (ix, iy), xy in sorted(geometry.stage_mm.items())},
         "holes": [list(h) for h in geometry.tiles.holes],
-        "galvo_band_start_applied": band_start,
     }
 
     def refuse_blank_slice():
@@ -139,6 +143,12 @@ def run(args: argparse.Namespace) -> int:
         reader.schedule(refs[ij].path for ij in indices if ij in refs)
 
     with reader:
+        if p["fix_galvo_shift"] and info.n_extra > 0:
+            sample = _central_tiles(geometry, GALVO_SAMPLE_TILES)
+            detection = detect_galvo_band(_frames_one_by_one(reader, sample), info.n_extra, backend=backend)
+            if detection.should_fix(p["galvo_confidence_threshold"]):
+                band_start = detection.band_start
+        extra["galvo_band_start_applied"] = band_start
         write_mosaic_grid(args.output, layout, make_tile, extra=extra, workers=p["processes"], before_commit=refuse_blank_slice,
                           prefetch=prefetch, buffers=buffers)
 
