@@ -35,6 +35,7 @@ __all__ = [
     "RawFrames",
     "decode_frames",
     "read_tile",
+    "finite_range",
     "require_finite",
     "write_raw_tile",
 ]
@@ -503,12 +504,20 @@ def read_tile(
 
 def require_finite(tile: np.ndarray, tile_dir: str | os.PathLike) -> np.ndarray:
     """``tile``, checked to hold no NaN or infinite sample (a :class:`FormatError` naming ``tile_dir`` otherwise)."""
+    finite_range(tile, tile_dir)
+    return tile
+
+
+def finite_range(tile: np.ndarray, tile_dir: str | os.PathLike) -> tuple[float, float]:
+    """The smallest and largest sample of ``tile``, checked to hold no NaN or infinite sample (a
+    :class:`FormatError` naming ``tile_dir`` otherwise). A tile of zeros alone is ``(0, 0)``."""
     # The extremes are finite exactly when every sample is (NaN propagates through min and max): no
     # temporary mask and, unlike a float64 sum, no cast buffers (fresh memory, costly on some machines).
-    if not (np.isfinite(tile.min()) and np.isfinite(tile.max())):
+    lo, hi = tile.min(), tile.max()
+    if not (np.isfinite(lo) and np.isfinite(hi)):
         bad = int(np.size(tile) - np.count_nonzero(np.isfinite(tile)))
         raise FormatError(tile_dir, f"{bad:,} non-finite (NaN or inf) samples in the decoded tile")
-    return tile
+    return float(lo), float(hi)
 
 
 # --------------------------------------------------------------------------- writing

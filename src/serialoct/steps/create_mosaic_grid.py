@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     from serialoct.io.acquisition import discover_slices, read_slice_geometry
     from serialoct.io.direct import BufferPool
     from serialoct.io.slices import write_mosaic_grid
-    from serialoct.io.raw import BIN_GLOB, TileReader, decode_frames, require_finite
+    from serialoct.io.raw import BIN_GLOB, TileReader, decode_frames, finite_range
     from serialoct.io.tables import Metric, StepMetrics, write_metrics
     from serialoct.preproc.galvo import detect_galvo_band
     from serialoct.correct.resample import resample_tile_isotropic
@@ -113,8 +113,7 @@ def run(args: argparse.Namespace) -> int:
             )
         finally:
             reader.give(raw)
-        require_finite(tile, ref.path)
-        if not tile.any():
+        if finite_range(tile, ref.path) == (0.0, 0.0):  # no other pass over the tile for this
             blank.append(ref.path.name)
         if p["resolution"] > 0:
             decoded, tile = tile, resample_tile_isotropic(tile, native_voxel, resolution_um=p["resolution"], backend=backend)
