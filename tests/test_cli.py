@@ -24,6 +24,17 @@ def test_help_imports_no_heavy_library(words):
     assert out.stdout.strip().splitlines()[-1] == "[]"
 
 
+@pytest.mark.parametrize("command", ["preproc", "reconstruct"])
+def test_the_runner_of_a_workflow_imports_no_heavy_library_before_snakemake_starts(command):
+    code = (
+        "import sys\nimport serialoct.workflows.runner, serialoct.workflows.targets, serialoct.io.acquisition\n"
+        f"import serialoct.commands.{command}\n"
+        f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
 def test_every_command_and_step_has_help(capsys):
     for name in COMMANDS:
         with pytest.raises(SystemExit) as exit_info:

@@ -9,14 +9,8 @@ import pytest
 
 from serialoct.errors import FormatError, InputError
 from serialoct.io.acquisition import discover_slices
-from serialoct.io.raw import (
-    decode_frames,
-    parse_info_text,
-    read_info,
-    read_raw_frames,
-    read_tile,
-    write_raw_tile,
-)
+from serialoct.io.raw import decode_frames, read_raw_frames, read_tile, write_raw_tile
+from serialoct.io.tileinfo import _tile_info, parse_info_text, read_info
 
 NZ, NX, NY = 6, 10, 7
 
@@ -193,8 +187,6 @@ def test_camera_shift_rolls_the_saturated_scan_start_first(tmp_path, rng):
 def test_legacy_orientation_rotates_270_then_flips_first_lateral_axis(rng):
     tile = _tile(rng)
     info_values = _values()
-    from serialoct.io.raw import _tile_info
-
     out = decode_frames(tile, _tile_info(info_values, "info.txt"), legacy_orientation=True)
     # rot90 by 270° then flip of the first lateral axis maps (i, j) to (NY-1-j, NX-1-i).
     assert out.shape == (NZ, NY, NX)
@@ -285,8 +277,6 @@ def test_a_tile_reader_raises_a_tiles_read_error_when_that_tile_is_taken(rng, tm
 
 
 def test_decoding_into_a_given_array_gives_the_same_tile_in_that_array(rng):
-    from serialoct.io.raw import _tile_info
-
     info = _tile_info(_values(n_extra=3), "info.txt")
     frames = np.asfortranarray(_tile(rng, (NZ, NX + 3, NY)))  # the raw files' order: depth fastest
     for legacy, shape in ((False, (NZ, NX, NY)), (True, (NZ, NY, NX))):

@@ -22,7 +22,7 @@ from serialoct.cli import main
 from serialoct.errors import FormatError, InputError, OutputError
 from serialoct.io.atomic import write_text_atomic
 from serialoct.io.omezarr import open_ome_zarr
-from serialoct.io.raw import format_info_text, parse_info_text, read_info
+from serialoct.io.tileinfo import format_info_text, parse_info_text, read_info
 from serialoct.io.tables import (
     read_metrics,
     read_shifts_xy,

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from serialoct.errors import SerialOctError
-from serialoct.io.raw import parse_info_text, read_info
+from serialoct.io.tileinfo import parse_info_text, read_info
 from serialoct.io.tables import (
     SHIFTS_COLUMNS,
     SLICE_CONFIG_COLUMNS,

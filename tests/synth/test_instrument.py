@@ -7,7 +7,8 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from serialoct.io.raw import TileInfo, decode_frames
+from serialoct.io.raw import decode_frames
+from serialoct.io.tileinfo import TileInfo
 from serialoct.synth import (
     info_values,
     plan_acquisition,

@@ -12,7 +12,8 @@ import pytest
 
 from serialoct.errors import InputError
 from serialoct.io.acquisition import discover_slices
-from serialoct.io.raw import read_info, read_raw_frames, read_tile, tile_bin_files
+from serialoct.io.raw import read_raw_frames, read_tile
+from serialoct.io.tileinfo import read_info, tile_bin_files
 from serialoct.synth import load_truth, preset, render_tile, write_acquisition
 
 from .conftest import EVENTS

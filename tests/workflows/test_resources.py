@@ -40,7 +40,7 @@ def test_memory_and_runtime_grow_with_each_attempt(rule, sample_acquisition):
 
 
 def test_mosaic_memory_comes_from_the_slice_header(sample_acquisition):
-    from serialoct.io.raw import read_info
+    from serialoct.io.tileinfo import read_info
 
     info = read_info(next((sample_acquisition / "slice_z01" / "tiles").iterdir()))
     decoded_mb = info.n_z * info.nx * info.ny * 4 / 1e6

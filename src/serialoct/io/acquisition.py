@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from serialoct.errors import FormatError, InputError
-from serialoct.io.raw import TileInfo, read_info
+from serialoct.io.tileinfo import TileInfo, read_info
 
 __all__ = ["TileRef", "SliceTiles", "SliceGeometry", "discover_slices", "read_slice_geometry"]
 

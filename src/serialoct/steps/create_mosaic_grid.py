@@ -67,7 +67,8 @@ def run(args: argparse.Namespace) -> int:
     from serialoct.io.acquisition import discover_slices, read_slice_geometry
     from serialoct.io.direct import BufferPool
     from serialoct.io.slices import write_mosaic_grid
-    from serialoct.io.raw import BIN_GLOB, TileReader, decode_frames, finite_range
+    from serialoct.io.raw import TileReader, decode_frames, finite_range
+    from serialoct.io.tileinfo import BIN_GLOB
     from serialoct.io.tables import Metric, StepMetrics, write_metrics
     from serialoct.preproc.galvo import detect_galvo_band
     from serialoct.correct.resample import resample_tile_isotropic

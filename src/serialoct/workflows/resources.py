@@ -145,7 +145,7 @@ def aip_memory_mb(*, out_tile_mb: float, row_tiles: int, base_mb: float = 0) -> 
 @functools.lru_cache(maxsize=None)
 def _slice_sizes(raw: str, old_layout: bool, slice_id: str, axial_um: float, resolution_um: float, sharding: int, swap: bool):
     """(raw tile MB, decoded tile MB, output tile MB, tiles per shard, tiles per shard row) of a slice."""
-    from serialoct.io.raw import read_info
+    from serialoct.io.tileinfo import read_info
     from serialoct.preproc.mosaic import mosaic_layout
     from serialoct.workflows.targets import acquisition_slices
 

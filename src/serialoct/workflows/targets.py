@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from serialoct.io.acquisition import discover_slices
-from serialoct.io.raw import BIN_GLOB
+from serialoct.io.tileinfo import BIN_GLOB
 from serialoct.steps import STEPS
 
 __all__ = [
