@@ -13,26 +13,22 @@ from serialoct.steps import STEPS
 HEAVY = ("numpy", "scipy", "zarr", "snakemake", "SimpleITK", "torch", "dask")
 
 
+def _heavy_modules_after(code: str) -> str:
+    """The heavy libraries loaded once ``code`` ran in a fresh interpreter, as a printed sorted list."""
+    code = f"import sys\n{code}print(sorted(m for m in {HEAVY!r} if m in sys.modules))\n"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return out.stdout.strip().splitlines()[-1]
+
+
 @pytest.mark.parametrize("words", [["--help"], ["step", "create_mosaic_grid", "--help"], ["preproc", "--help"], ["step", "--help"]])
 def test_help_imports_no_heavy_library(words):
-    code = (
-        "import sys\nfrom serialoct.cli import main\n"
-        f"try:\n    main({words!r})\nexcept SystemExit:\n    pass\n"
-        f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))\n"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip().splitlines()[-1] == "[]"
+    assert _heavy_modules_after(f"from serialoct.cli import main\ntry:\n    main({words!r})\nexcept SystemExit:\n    pass\n") == "[]"
 
 
 @pytest.mark.parametrize("command", ["preproc", "reconstruct"])
 def test_the_runner_of_a_workflow_imports_no_heavy_library_before_snakemake_starts(command):
-    code = (
-        "import sys\nimport serialoct.workflows.runner, serialoct.workflows.targets, serialoct.io.acquisition\n"
-        f"import serialoct.commands.{command}\n"
-        f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))\n"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip().splitlines()[-1] == "[]"
+    code = f"import serialoct.workflows.runner, serialoct.workflows.targets, serialoct.io.acquisition, serialoct.commands.{command}\n"
+    assert _heavy_modules_after(code) == "[]"
 
 
 def test_every_command_and_step_has_help(capsys):
