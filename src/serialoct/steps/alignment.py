@@ -197,9 +197,13 @@ def write_stack(out, plan, p: Mapping, render, *, extra_attrs: Mapping, workers:
     """Write a stack plan's volume block by block with the analysis pyramid, and its orthogonal views beside it.
 
     ``render(z0, z1)`` returns output planes ``z0 .. z1 - 1``; a block is one
-    cut thickness of planes (the shard depth); ``workers`` threads compute
-    the pyramid. Returns the pyramid's resolutions (µm).
+    cut thickness of planes (the shard depth), encoded and written in a
+    thread of its own while the next one renders (two blocks in memory at
+    most); ``workers`` threads compute the pyramid. Returns the pyramid's
+    resolutions (µm).
     """
+    from concurrent.futures import ThreadPoolExecutor
+
     from pathlib import Path
 
     from serialoct.io.images import write_png
@@ -218,8 +222,15 @@ def write_stack(out, plan, p: Mapping, render, *, extra_attrs: Mapping, workers:
     shards = (block, *(-(-n // c) * c if n <= 1024 else c * 4 for n, c in zip((rows, cols), chunks[1:])))
     with create_ome_zarr(out, plan.shape, voxel_size_mm=(plan.voxel_um / 1000.0,) * 3, chunks=chunks, shards=shards,
                          pyramid_resolutions_um=levels[1:], make_isotropic=p["pyramid_make_isotropic"],
-                         name=out.name.removesuffix(".ome.zarr"), extra_attrs=dict(extra_attrs), workers=workers) as writer:
+                         name=out.name.removesuffix(".ome.zarr"), extra_attrs=dict(extra_attrs), workers=workers) as writer, \
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="stack-writer") as pool:
+        written = None
         for z0, z1 in iter_blocks(plan, block):
-            write_region(writer.array, (z0, 0, 0), render(z0, z1))
+            planes = render(z0, z1)
+            if written is not None:
+                written.result()
+            written = pool.submit(write_region, writer.array, (z0, 0, 0), planes)
+        if written is not None:
+            written.result()
     write_png(out.with_name(out.name.removesuffix(".ome.zarr") + ".png"), orthogonal_views(open_ome_zarr(out).level(0)))
     return levels

@@ -131,7 +131,7 @@ def _boundaries(manifest, p):
     return out
 
 
-def _depth_offsets(ids, links, volume, in_canvas, p, voxel_um: float) -> tuple[dict[int, int], dict[str, dict]]:
+def _depth_offsets(ids, links, volume, in_canvas, p, voxel_um: float, workers: int = 1) -> tuple[dict[int, int], dict[str, dict]]:
     """Where each slice starts below the one above it, in planes: ``plan_stack``'s ``z_offsets`` and notes.
 
     The expected spacing (the cut thickness, without rounding drift), or the
@@ -140,16 +140,15 @@ def _depth_offsets(ids, links, volume, in_canvas, p, voxel_um: float) -> tuple[d
     (``stack_blend_z_refine_vox``), comparing the lower slice's plane ``m``
     (its surface plane holds little tissue) with the upper slice's planes
     ``offset + m ..``. Only offsets that differ from the expected spacing
-    are returned (the plan spaces the others itself).
+    are returned (the plan spaces the others itself). The pairs are measured
+    ``workers`` at a time (the reads, warps and correlations release the GIL).
     """
     from serialoct.stack.zmatch import match_z_offset
 
     step_planes = p["registration_slicing_interval_mm"] * 1000.0 / voxel_um
-    z_offsets, notes = {}, {}
-    for above, sid in zip(ids[:-1], ids[1:]):
+
+    def measure(above: str, sid: str) -> tuple[int, int]:  # (expected, used)
         k = int(above)
-        if int(sid) != k + 1:
-            continue
         link = links[sid]
         expected = round((k + 1) * step_planes) - round(k * step_planes)
         offset = expected
@@ -162,11 +161,25 @@ def _depth_offsets(ids, links, volume, in_canvas, p, voxel_um: float) -> tuple[d
             match = match_z_offset(in_canvas(above, upper), in_canvas(sid, volume.planes(sid, m, m + 1)[0]), expected_planes=offset + m,
                                    search_planes=(0, refine), min_ncc=p["z_overlap_min_corr"], upper_start=offset + m)
             offset = match.offset_planes - m
-        offset = max(1, offset)
+        return expected, max(1, offset)
+
+    pairs = [(above, sid) for above, sid in zip(ids[:-1], ids[1:]) if int(sid) == int(above) + 1]
+    z_offsets, notes = {}, {}
+    for (above, sid), (expected, offset) in zip(pairs, _each_pair(measure, pairs, workers)):
         if offset != expected:
-            z_offsets[k] = offset
+            z_offsets[int(above)] = offset
         notes[sid] = {"expected": expected, "used": offset}
     return z_offsets, notes
+
+
+def _each_pair(measure, pairs, workers: int) -> list:
+    """``[measure(*pair) for pair in pairs]``, ``workers`` pairs at a time."""
+    if workers <= 1 or len(pairs) < 2:
+        return [measure(*pair) for pair in pairs]
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(lambda pair: measure(*pair), pairs))
 
 
 #: Planes of each side of a depth overlap averaged for the XY refinement of the blend.
@@ -219,30 +232,36 @@ HANDOVER_SKIP_PLANES = 1
 GAIN_WARNING = 1.5
 
 
-def _intensity_gains(plan, by_index, volume, in_canvas, to_frame, map_sigma_px: float):
+def _intensity_gains(plan, by_index, volume, in_canvas, to_frame, map_sigma_px: float, workers: int = 1):
     """``stack_match_intensity``: each slice's gain, from the intensity steps where consecutive planned slices overlap.
 
     Returns the gains, per lower slice the measured step (None: no overlap),
     and, when ``map_sigma_px > 0``, per upper slice ``(map, depth)``: the
     local step at the next cut in the slice's own frame
     (:func:`serialoct.stack.intensity.overlap_gain_map`) and the plane it
-    was measured at.
+    was measured at. The overlaps are measured ``workers`` at a time.
     """
     from serialoct.stack.intensity import SURFACE_PLANES, overlap_gain_map, overlap_planes, overlap_ratio, series_gains
 
-    ratios, maps = {}, {}
-    for up, low in zip(plan.slices[:-1], plan.slices[1:]):
+    def measure(up, low):  # (the lower slice's step or None, the upper slice's (map, depth) or None)
         above, sid = by_index[up.slice.index], by_index[low.slice.index]
         first = low.z_start - up.z_start + SURFACE_PLANES
         n = overlap_planes(first, up.slice.shape[0], low.slice.shape[0])
         if n < 1:
-            ratios[sid] = None
-            continue
+            return None, None
         upper = in_canvas(above, volume.planes(above, first, first + n).mean(axis=0))
         lower = in_canvas(sid, volume.planes(sid, SURFACE_PLANES, SURFACE_PLANES + n).mean(axis=0))
-        ratios[sid] = overlap_ratio(upper, lower)
-        if map_sigma_px > 0 and ratios[sid] is not None:
-            maps[above] = (to_frame(above, overlap_gain_map(upper, lower, sigma_px=map_sigma_px)), first + n / 2.0)
+        ratio = overlap_ratio(upper, lower)
+        if map_sigma_px > 0 and ratio is not None:
+            return ratio, (to_frame(above, overlap_gain_map(upper, lower, sigma_px=map_sigma_px)), first + n / 2.0)
+        return ratio, None
+
+    pairs = list(zip(plan.slices[:-1], plan.slices[1:]))
+    ratios, maps = {}, {}
+    for (up, low), (ratio, gain_map) in zip(pairs, _each_pair(measure, pairs, workers)):
+        ratios[by_index[low.slice.index]] = ratio
+        if gain_map is not None:
+            maps[by_index[up.slice.index]] = gain_map
     gains = series_gains(list(ratios.values()), window=INTENSITY_WINDOW)
     return {by_index[q.slice.index]: float(g) for q, g in zip(plan.slices, gains)}, ratios, maps
 
@@ -314,7 +333,8 @@ def run(args: argparse.Namespace) -> int:
         return warp_to_canvas(planes, space.shape, offset_px=position(sid), rotation_deg=t.rotation_deg, translation_px=t.translation_px)
 
     ids = list(order)
-    z_offsets, z_notes = _depth_offsets(ids, links, volume, in_canvas, p, space.voxel_um)
+    workers = cpu_budget()
+    z_offsets, z_notes = _depth_offsets(ids, links, volume, in_canvas, p, space.voxel_um, workers)
 
     xy_notes = {}
     if p["blend_refinement_px"] > 0:
@@ -332,7 +352,7 @@ def run(args: argparse.Namespace) -> int:
                                 translation_px=t.translation_px, cval=1.0)
 
     map_sigma_px = p["stack_intensity_map_um"] / space.voxel_um
-    gains, steps, maps = (_intensity_gains(plan, by_index, volume, in_canvas, to_frame, map_sigma_px) if p["stack_match_intensity"]
+    gains, steps, maps = (_intensity_gains(plan, by_index, volume, in_canvas, to_frame, map_sigma_px, workers) if p["stack_match_intensity"]
                           else ({sid: 1.0 for sid in ids}, {}, {}))
     placed = _placements(plan, by_index, order, links, gains)
 
@@ -344,7 +364,6 @@ def run(args: argparse.Namespace) -> int:
         return planes
 
     out = Path(args.output)
-    workers = cpu_budget()
     levels = write_stack(out, plan, p, lambda z0, z1: render_block(plan, read_planes, z0, z1, workers=workers),
                          extra_attrs={"stacked_slices": placed, "holes": [list(h) for h in plan.holes]}, workers=workers)
     export_zip(out, out.with_name(out.name + ".zip"))
