@@ -28,3 +28,20 @@ def test_the_slice_cache_holds_the_last_few_slices_whole_and_reads_planes_of_the
     assert len(whole_reads) == len(volumes)
     cache(ids[0])  # dropped: only the last CACHED_SLICES are held
     assert len(whole_reads) == len(volumes) + 1
+
+
+def test_reading_ahead_reads_each_slice_whole_once_in_order_the_next_one_while_the_caller_works(rng, tmp_path, monkeypatch):
+    import threading
+
+    volumes = {f"{k:02d}": rng.gamma(2.0, size=(10 + k, 16, 16)).astype(np.float32) for k in range(CACHED_SLICES + 3)}
+    for sid, volume in volumes.items():
+        write_slice(tmp_path / f"slice_z{sid}.ome.zarr", volume, (8.0, 12.0, 12.0))
+    reads = []  # (slice id, reading thread)
+    read_slice = slices.read_slice
+    monkeypatch.setattr(slices, "read_slice", lambda path: reads.append((path[-11:-9], threading.current_thread().name)) or read_slice(path))
+    cache = SliceCache({sid: str(tmp_path / f"slice_z{sid}.ome.zarr") for sid in volumes}, read_ahead=True)
+    for sid, volume in volumes.items():
+        np.testing.assert_array_equal(cache(sid), volume)
+    ids = list(volumes)
+    assert [sid for sid, _ in reads] == ids
+    assert reads[0][1] == threading.current_thread().name and all(name.startswith("slice-reader") for _, name in reads[1:])

@@ -146,32 +146,54 @@ def write_series_metrics(path, step: str, params: Mapping, metrics: Mapping, ela
 CACHED_SLICES = 3
 
 
-def cached_volumes(paths: Mapping[str, str]) -> "SliceCache":
-    """The series' slices read on demand (:class:`SliceCache`)."""
-    return SliceCache(paths)
+def cached_volumes(paths: Mapping[str, str], *, read_ahead: bool = False) -> "SliceCache":
+    """The series' slices read on demand (:class:`SliceCache`); with ``read_ahead``, each slice read whole starts
+    the whole read of the next one in ``paths``' order (the order a stack renders them in)."""
+    return SliceCache(paths, read_ahead=read_ahead)
 
 
 class SliceCache:
     """``cache(slice_id)``: a slice read whole, the last :data:`CACHED_SLICES` kept (memory does not grow with
     the series); ``cache.planes(slice_id, a, b)``: planes ``a .. b - 1``, from a slice held whole, else only their
-    chunks read; ``cache.depth(slice_id)``: its number of planes."""
+    chunks read; ``cache.depth(slice_id)``: its number of planes.
 
-    def __init__(self, paths: Mapping[str, str]):
+    With ``read_ahead``, the first whole read of a slice starts the whole read of the next slice of ``paths``
+    in a thread of its own, so it is decoded while the caller works on this one (one slice more in memory;
+    the ``medium`` stack step read its 19 slices in 2.9 s of its 20). ``cache(slice_id)`` is called from one
+    thread at a time.
+    """
+
+    def __init__(self, paths: Mapping[str, str], *, read_ahead: bool = False):
         from collections import OrderedDict
 
         self._paths = dict(paths)
         self._held = OrderedDict()
+        ids = list(self._paths)
+        self._next = dict(zip(ids[:-1], ids[1:])) if read_ahead else {}
+        self._reading: dict[str, object] = {}  # slice id -> Future of its whole read
+        self._reader = None
 
     def __call__(self, slice_id: str):
-        from serialoct.io.slices import read_slice
-
         if slice_id in self._held:
             self._held.move_to_end(slice_id)
-        else:
-            self._held[slice_id] = read_slice(self._paths[slice_id]).volume
-            while len(self._held) > CACHED_SLICES:
-                self._held.popitem(last=False)
+            return self._held[slice_id]
+        reading = self._reading.pop(slice_id, None)
+        self._held[slice_id] = reading.result() if reading is not None else self._read(slice_id)
+        while len(self._held) > CACHED_SLICES:
+            self._held.popitem(last=False)
+        following = self._next.get(slice_id)
+        if following is not None and following not in self._held and following not in self._reading:
+            if self._reader is None:
+                from concurrent.futures import ThreadPoolExecutor
+
+                self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="slice-reader")
+            self._reading[following] = self._reader.submit(self._read, following)
         return self._held[slice_id]
+
+    def _read(self, slice_id: str):
+        from serialoct.io.slices import read_slice
+
+        return read_slice(self._paths[slice_id]).volume
 
     def planes(self, slice_id: str, start: int, stop: int):
         from serialoct.io.slices import read_planes

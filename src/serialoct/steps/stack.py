@@ -309,7 +309,7 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(args.slice_config, "no slice is left to stack (every slice excluded or failed)")
     source = {sid: (paths[sid] if kind == "normalized" else interpolated[sid]) for sid, kind in order.items()}
 
-    volume = cached_volumes(source)
+    volume = cached_volumes(source, read_ahead=True)
 
     def position(sid: str) -> tuple[float, float]:
         return space.positions_px[sid] if order[sid] == "normalized" else (0.0, 0.0)

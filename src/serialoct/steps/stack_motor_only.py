@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     if not used:
         raise InputError(args.slice_config or args.common_space, "no slice is left to stack (every slice excluded or outside the common space)")
 
-    volume = cached_volumes(paths)
+    volume = cached_volumes({sid: paths[sid] for sid in used}, read_ahead=True)
     blending = p["motor_only_stack_blending"]
     thickness_um = p["registration_slicing_interval_mm"] * 1000.0
     slices = [StackSlice(int(sid), slice_shape(paths[sid]), space.positions_px[sid]) for sid in used]

@@ -76,7 +76,7 @@ RULES: dict[str, RuleCost] = {
     "normalize": RuleCost(base_mb=4000, runtime_min=30, gpu_capable=True),
     "preview_stitched_slice": RuleCost(base_mb=2000, runtime_min=15),
     # Reconstruction, the series: tables and records are small; registration and interpolation hold two
-    # slices in the canvas, stacking at most three slices and one block of planes.
+    # slices in the canvas, stacking at most four slices (three held, one read ahead) and two blocks of planes.
     "analyze_shifts": RuleCost(base_mb=500, runtime_min=15),
     "auto_assess_quality": RuleCost(base_mb=2000, runtime_min=30),
     "detect_rehoming_events": RuleCost(base_mb=500, runtime_min=15),
