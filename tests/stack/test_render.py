@@ -152,3 +152,33 @@ def test_render_is_independent_of_the_number_of_threads(slabs):
         return slabs.volumes[k][a:b]
     for z0, z1 in iter_blocks(plan, 11):
         assert np.array_equal(render_block(plan, read, z0, z1), render_block(plan, read, z0, z1, workers=3))
+
+
+def test_samplers_kept_from_block_to_block_give_the_same_volume_and_are_made_once_per_slice(slabs, monkeypatch):
+    from serialoct.stack import render
+
+    t = _transforms(slabs)
+    plan = plan_stack([StackSlice(k, v.shape, (0, 0), t[k]) for k, v in enumerate(slabs.volumes)], slice_thickness_um=THICKNESS_UM,
+                      voxel_um=VOXEL_UM)
+    block = 5
+
+    def read(k, a, b):
+        return slabs.volumes[k][a:b]
+
+    made = []
+    sampler = render.LinearSampler
+
+    def counting(*args):
+        made.append(args)
+        return sampler(*args)
+
+    expected = np.concatenate([render_block(plan, read, z0, z1) for z0, z1 in iter_blocks(plan, block)])
+    monkeypatch.setattr(render, "LinearSampler", counting)
+    kept = {}
+    got = np.concatenate([render_block(plan, read, z0, z1, samplers=kept) for z0, z1 in iter_blocks(plan, block)])
+    assert np.array_equal(got, expected)
+    rotated = sum(not render._whole_pixel_shift(*render.canvas_matrix(q.slice.offset_px, q.slice.transform.rotation_deg,
+                                                                       q.slice.transform.translation_px, plan.centre_px))
+                  for q in plan.slices)
+    assert rotated > 1 and len(made) == rotated  # one per slice that is not pasted
+    assert len(kept) < len(plan.slices)  # those above the last block are dropped

@@ -364,7 +364,8 @@ def run(args: argparse.Namespace) -> int:
         return planes
 
     out = Path(args.output)
-    levels = write_stack(out, plan, p, lambda z0, z1: render_block(plan, read_planes, z0, z1, workers=workers),
+    samplers = {}
+    levels = write_stack(out, plan, p, lambda z0, z1: render_block(plan, read_planes, z0, z1, workers=workers, samplers=samplers),
                          extra_attrs={"stacked_slices": placed, "holes": [list(h) for h in plan.holes]}, workers=workers)
     export_zip(out, out.with_name(out.name + ".zip"))
     stem = out.name.removesuffix(".ome.zarr")
