@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
 
     from serialoct.compute import apply_cpu_limits, get_backend
     from serialoct.io.acquisition import discover_slices, read_slice_geometry
-    from serialoct.io.direct import BufferPool
+    from serialoct.io.direct import BufferPool, reuse_freed_memory
     from serialoct.io.slices import write_mosaic_grid
     from serialoct.io.raw import TileReader, decode_frames, finite_range
     from serialoct.io.tileinfo import BIN_GLOB
@@ -78,6 +78,7 @@ def run(args: argparse.Namespace) -> int:
     p = parameters_from_args(args, WORKFLOW, PARAMETERS)
     started = time.perf_counter()
     apply_cpu_limits()
+    reuse_freed_memory()  # zstd's output buffer, made and freed for every tile, reused instead of fresh pages each time
     backend = get_backend(p["use_gpu"])
     slices = discover_slices(args.input, old_layout=p["use_old_folder_structure"])
     if args.slice not in slices:
