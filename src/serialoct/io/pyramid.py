@@ -135,24 +135,23 @@ def _cast(block: np.ndarray, dtype: np.dtype) -> np.ndarray:
 
 
 def write_level(src: zarr.Array, dst: zarr.Array, factors: Sequence[float], *, workers: int = 1) -> None:
-    """Fill ``dst`` from ``src`` one shard at a time, computed chunk by chunk (``workers`` chunks at once).
+    """Fill ``dst`` from ``src`` one shard at a time, each computed whole and written once, ``workers`` shards at once.
 
-    Writing whole shards avoids re-encoding a shard per chunk; computing per
-    chunk bounds the source region read (chunk x factor + halo).
+    A shard computed whole reads and smooths its source region (shard x
+    factor + halo) once: computed chunk by chunk, the source around each
+    chunk was read, decoded and smoothed again (a ``medium`` stack's level
+    1, 2.5x coarser, has four chunks per shard that each span nearly the
+    whole level 0 laterally: 5.4-6.2 -> 3.1-3.8 s with two workers). The
+    memory is a shard's source region per worker. Shards are independent,
+    so they run in parallel; the result does not depend on ``workers``.
     """
     from concurrent.futures import ThreadPoolExecutor
 
     unit = dst.shards or dst.chunks
+
+    def make(w0):
+        w1 = tuple(min(a + u, n) for a, u, n in zip(w0, unit, dst.shape))
+        write_region(dst, w0, _cast(_downsample_region(src, factors, w0, w1), dst.dtype))
+
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        for w0 in _block_starts(dst.shape, unit):
-            w1 = tuple(min(a + u, n) for a, u, n in zip(w0, unit, dst.shape))
-            buf = np.empty(tuple(b - a for a, b in zip(w0, w1)), dtype=dst.dtype)
-
-            def fill(c0, w0=w0, buf=buf):  # each chunk writes only its own part of the shard
-                c1 = tuple(min(a + c, n) for a, c, n in zip(c0, dst.chunks, buf.shape))
-                out0 = tuple(w + a for w, a in zip(w0, c0))
-                out1 = tuple(w + b for w, b in zip(w0, c1))
-                buf[tuple(slice(a, b) for a, b in zip(c0, c1))] = _cast(_downsample_region(src, factors, out0, out1), dst.dtype)
-
-            list(pool.map(fill, _block_starts(buf.shape, dst.chunks)))
-            write_region(dst, w0, buf)
+        list(pool.map(make, _block_starts(dst.shape, unit)))
