@@ -77,6 +77,22 @@ def test_the_plugin_searches_share_one_listing_of_the_paths_modules_less_the_hid
     assert _python("-c", code).stdout.split() == ["True", "True", "1", "True"]
 
 
+def test_a_local_run_has_no_job_rate_limit_and_a_cluster_run_keeps_it():
+    code = (
+        "from snakemake.scheduling.job_scheduler import JobScheduler\n"
+        "JobScheduler.__init__ = lambda self, *args, **kwargs: setattr(self, 'job_rate_limiter', 'limit')  # no workflow needed\n"
+        "from serialoct.workflows.snakemake_main import no_rate_limit_for_local_jobs\n"
+        "def limiter():\n"
+        "    scheduler = object.__new__(JobScheduler)\n"
+        "    JobScheduler.__init__(scheduler)\n"
+        "    return scheduler.job_rate_limiter\n"
+        "print(no_rate_limit_for_local_jobs(['--executor', 'slurm']), limiter())\n"
+        "print(no_rate_limit_for_local_jobs(['--profile', 'p', '--executor', 'local']), limiter())\n"
+    )
+    # the limit's re-evaluation timers ran a dozen scheduling rounds a second through a local reconstruction
+    assert _python("-c", code).stdout.split() == ["False", "limit", "True", "None"]
+
+
 def test_leaving_without_finalising_still_waits_for_threads_runs_atexit_and_keeps_the_status(tmp_path):
     code = (
         "import atexit, sys, threading, time\n"

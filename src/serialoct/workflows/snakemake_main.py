@@ -1,8 +1,10 @@
 """``python -m serialoct.workflows.snakemake_main ARGS``: Snakemake's command line, with less start-up and no exit wait.
 
-Snakemake's scheduler re-checks its job-rate limit (``--max-jobs-per-timespan``,
-100 per second by default) with a ``threading.Timer`` started in every
-scheduling round. The timer's thread is not a daemon, so after the last job
+On a local run the job-rate limit is dropped (:func:`no_rate_limit_for_local_jobs`:
+its re-evaluation timers made the scheduler spin through a dozen rounds a
+second). Elsewhere, Snakemake's scheduler re-checks its job-rate limit
+(``--max-jobs-per-timespan``, 100 per second by default) with a
+``threading.Timer`` started in every scheduling round. The timer's thread is not a daemon, so after the last job
 the interpreter waits for the pending timer before it exits: up to a second
 per run, whatever the workflow's size (0.9 s of a 4 s preprocessing run of the
 ``small`` preset). Those timers only release a semaphore the finished
@@ -79,8 +81,7 @@ def list_top_level_modules_once() -> None:
 def skip_executor_plugins(argv: list[str]) -> bool:
     """Hide the installed executor plugins from Snakemake's plugin search when ``argv`` runs locally with the shipped
     profile alone (a site profile may hold a plugin's settings). True when hidden."""
-    executors = [argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "--executor"]
-    if executors[-1:] != ["local"] or argv.count("--profile") != 1:
+    if not _local(argv) or argv.count("--profile") != 1:
         return False
     list_top_level_modules_once()
     _hidden_prefixes.append(EXECUTOR_PLUGIN_PREFIX)
@@ -100,6 +101,45 @@ def skip_html_reporter(argv: list[str]) -> bool:
     if not issubclass(ReportPluginRegistry, PluginRegistryBase):
         return False
     ReportPluginRegistry.collect_plugins = PluginRegistryBase.collect_plugins  # installed report plugins only
+    return True
+
+
+def _local(argv: list[str]) -> bool:
+    executors = [argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "--executor"]
+    return executors[-1:] == ["local"]
+
+
+def no_rate_limit_for_local_jobs(argv: list[str]) -> bool:
+    """Drop Snakemake's job-rate limit when ``argv`` runs the jobs on this machine. True when dropped.
+
+    The limit (``--max-jobs-per-timespan``, 100 per second by default) is
+    there for cluster submissions. To reopen its window, every scheduling
+    round that leaves a ready job waiting (for cores, or for memory) starts a
+    timer that runs another round a second later, and that round starts
+    another: the timers pile up with the jobs run, and a ``medium``
+    reconstruction (250 jobs) went through a dozen rounds a second, each
+    resetting every ready job's parameters and resources (17.7 s of CPU in
+    Snakemake's scheduler, on two cores that the jobs needed). Locally,
+    ``--cores`` and the resources already bound what runs at once, and a
+    job's end starts the next round.
+    """
+    if not _local(argv):
+        return False
+    try:
+        from snakemake.scheduling.job_scheduler import JobScheduler
+    except ImportError:
+        return False
+    init = JobScheduler.__init__
+    if getattr(init, "_serialoct_unlimited", False):
+        return True
+
+    def unlimited(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        if hasattr(self, "job_rate_limiter"):
+            self.job_rate_limiter = None
+
+    unlimited._serialoct_unlimited = True
+    JobScheduler.__init__ = unlimited
     return True
 
 
@@ -157,6 +197,7 @@ def main() -> NoReturn:
     list_top_level_modules_once()
     skip_executor_plugins(sys.argv[1:])
     skip_html_reporter(sys.argv[1:])
+    no_rate_limit_for_local_jobs(sys.argv[1:])
     serialize_params_without_pandas()
     from snakemake.cli import main as snakemake_main
 
