@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import errno
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -267,21 +265,3 @@ def test_a_buffer_pool_lends_aligned_arrays_and_takes_back_only_what_it_lent():
     pool.give([foreign, None, first])
     assert pool.take() is first
     assert pool.take() is not foreign
-
-
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc")
-def test_after_reuse_freed_memory_blocks_made_and_freed_again_and_again_touch_no_fresh_page():
-    code = (
-        "import resource, sys, numpy as np\n"
-        "from serialoct.io.direct import reuse_freed_memory\n"
-        "if sys.argv[1] == 'on':\n"
-        "    assert reuse_freed_memory()\n"
-        "np.ones(5 << 18, np.float32)\n"  # one 5 MB block first: its pages are fresh either way
-        "before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt\n"
-        "for _ in range(20):\n"
-        "    np.ones(5 << 18, np.float32)  # made, written and freed, as zstd's output buffer for each chunk\n"
-        "print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)\n"
-    )
-    faults = {mode: int(subprocess.run([sys.executable, "-c", code, mode], capture_output=True, text=True, check=True).stdout)
-              for mode in ("off", "on")}
-    assert faults["on"] < 100 < faults["off"]  # 20 blocks of 1,280 pages each, without it

@@ -42,7 +42,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["ENV", "MIN_DIRECT_BYTES", "BufferPool", "aligned_empty", "read_into", "read_range", "reuse_freed_memory", "write_file"]
+__all__ = ["ENV", "MIN_DIRECT_BYTES", "BufferPool", "aligned_empty", "read_into", "read_range", "write_file"]
 
 ENV = "SERIALOCT_DIRECT_IO"
 #: Files smaller than this are written and read the usual way: a direct write or read waits for the disk.
@@ -121,29 +121,6 @@ def aligned_empty(shape, dtype=np.float32) -> np.ndarray:
     raw = np.empty(nbytes + _BLOCK, dtype=np.uint8)
     start = -raw.ctypes.data % _BLOCK
     return raw[start : start + nbytes].view(dtype).reshape(shape)
-
-
-def reuse_freed_memory(max_block_mb: int = 64) -> bool:
-    """Have glibc's malloc take blocks of up to ``max_block_mb`` from its heap and keep what is freed there.
-
-    By default glibc gives a block of a few MB pages of its own (``mmap``)
-    and hands them back when it is freed, so the next block of that size
-    starts on fresh pages again, each zeroed by the kernel on first touch.
-    zstd's output buffer is such a block, made and freed for every chunk:
-    a ``medium`` mosaic step took 12,700 page faults (40 MB of fresh pages)
-    and 0.05 s more system time than with the blocks reused. For a process
-    that runs one step and exits. Returns False where the C library is not
-    glibc (nothing changed).
-    """
-    import ctypes
-
-    try:
-        mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):
-        return False
-    m_trim_threshold, m_mmap_threshold = -1, -3  # glibc's malloc.h
-    limit = int(max_block_mb) << 20
-    return bool(mallopt(m_mmap_threshold, limit)) and bool(mallopt(m_trim_threshold, 2 * limit))
 
 
 class BufferPool:

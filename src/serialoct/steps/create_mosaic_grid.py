@@ -65,7 +65,8 @@ def run(args: argparse.Namespace) -> int:
 
     from serialoct.compute import apply_cpu_limits, get_backend
     from serialoct.io.acquisition import discover_slices, read_slice_geometry
-    from serialoct.io.direct import BufferPool, reuse_freed_memory
+    from serialoct.compute.malloc import reuse_freed_memory
+    from serialoct.io.direct import BufferPool
     from serialoct.io.slices import write_mosaic_grid
     from serialoct.io.raw import TileReader, decode_frames, finite_range
     from serialoct.io.tileinfo import BIN_GLOB

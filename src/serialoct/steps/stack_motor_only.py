@@ -29,6 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from serialoct.compute.malloc import one_arena
     from serialoct.compute import cpu_budget
     from serialoct.diagnostics import plan_motor_stack, render_motor_block
     from serialoct.errors import InputError
@@ -36,6 +37,7 @@ def run(args: argparse.Namespace) -> int:
     from serialoct.stack.plan import StackSlice
     from serialoct.steps.alignment import begin_series, cached_volumes, load_slice_config, slice_id_of, slice_shape, write_series_metrics, write_stack
 
+    one_arena()  # its thread pools come and go: freed memory stays in one arena, not one per thread
     p, timer, space = begin_series(args, PARAMETERS)
     paths = {slice_id_of(path): path for path in args.inputs}
     rows = load_slice_config(args.slice_config or None, sorted(paths))
