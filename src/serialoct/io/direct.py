@@ -15,7 +15,7 @@ read more than once.
 (two per thread, reused, so their pages stay backed). Each time one is full it
 is written with ``O_DIRECT`` by a writer thread while the parts that follow
 fill the other, so the disk writes while the caller makes the next parts
-(a direct write waits for the disk: a ``medium`` mosaic step spent a fifth
+(a direct write waits for the disk: a ``medium`` mosaic step spent a sixth
 of its time there). The last buffer is padded to whole blocks and the file
 truncated to its length. The parts may come from a generator, one
 at a time; the first whole blocks are written as soon as the file is known
