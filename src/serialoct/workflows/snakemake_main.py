@@ -15,7 +15,7 @@ Imports that a local run does not use are skipped (0.5-0.6 s of each
 run's start): Snakemake imports every installed executor plugin to list its
 options, and the SLURM plugin imports pandas; with ``--executor local`` and
 the shipped profile alone (a site profile may hold a plugin's settings) the
-plugins are not looked for. Its HTML reporter (docutils, yte) is loaded only
+plugins are not looked for. Its HTML reporter (docutils) is loaded only
 for a ``--report``. Its five plugin searches share one listing of the
 path's modules. Snakemake also imports pandas, when installed, to
 compare rule parameters, in case one is a pandas object; here it does so only
@@ -90,7 +90,7 @@ def skip_executor_plugins(argv: list[str]) -> bool:
 
 def skip_html_reporter(argv: list[str]) -> bool:
     """Leave Snakemake's built-in HTML reporter unloaded when ``argv`` asks for no report (no ``--report*``
-    option): it imports docutils and yte, 0.2 s of each run's start. True when left out."""
+    option): it imports docutils, 0.15-0.2 s of each run's start. True when left out."""
     if any(a.startswith("--report") for a in argv):
         return False
     try:
