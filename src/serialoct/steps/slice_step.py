@@ -28,13 +28,15 @@ def add_slice_arguments(parser: argparse.ArgumentParser, parameters: Sequence[st
 
 
 def begin(args: argparse.Namespace, parameters: Sequence[str]):
-    """Start a step: its validated parameters, a timer, the thread cap applied and the array backend."""
+    """Start a step: its validated parameters, a timer, the thread cap and malloc's reuse applied, and the array backend."""
     from serialoct.compute import apply_cpu_limits, get_backend
+    from serialoct.compute.malloc import reuse_freed_memory
     from serialoct.steps.options import parameters_from_args
 
     p = parameters_from_args(args, WORKFLOW, parameters)
     timer = Timer()
     apply_cpu_limits()
+    reuse_freed_memory()  # slice-sized arrays made and freed one after another: no fresh pages for each
     return p, timer, get_backend(p["use_gpu"])
 
 
