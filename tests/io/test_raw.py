@@ -249,6 +249,23 @@ def test_a_tile_reader_gives_each_tile_its_frames_and_reads_no_more_than_its_dep
     assert read == [f"t{k}" for k in range(6)]  # each once, in order
 
 
+def test_a_held_tile_keeps_its_frames_and_lets_the_reader_go_on_reading_ahead(rng, tmp_path, read):
+    from serialoct.io import raw
+
+    tiles = _reader_tiles(rng, tmp_path, 4)
+    with raw.TileReader(read_info(tmp_path / "t0"), depth=1) as reader:
+        reader.schedule(tiles)
+        kept = reader.take(tmp_path / "t0")
+        reader.hold(kept)
+        reader._pool.submit(lambda: None).result()
+        assert read == ["t0", "t1"]  # t0 no longer counts against the depth
+        for path in list(tiles)[1:]:
+            reader.give(reader.take(path))
+        np.testing.assert_array_equal(kept.frames, tiles[tmp_path / "t0"])  # its buffer was not reused meanwhile
+        reader.give(kept)
+    assert read == ["t0", "t1", "t2", "t3"]
+
+
 def test_a_tile_taken_before_its_turn_is_read_then_and_not_again(rng, tmp_path, read):
     from serialoct.io import raw
 

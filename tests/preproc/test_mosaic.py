@@ -51,6 +51,19 @@ def test_each_shards_tiles_are_announced_for_read_ahead_before_any_of_them_is_ma
             assert [i for i, (kind, _) in enumerate(events) if kind == "prefetch"][k + 1] < first_made
 
 
+def test_shards_holding_a_tile_named_first_are_written_before_the_others_then_row_major(tmp_path):
+    layout = mosaic_layout((3, 4, 5), (3, 3), (8.0, 10.0, 10.0), sharding_factor=2)  # shards at (0,0) (0,2) (2,0) (2,2)
+    made = []
+
+    def make(ix, iy):
+        made.append((ix, iy))
+        return np.ones((3, 4, 5), np.float32)
+
+    write_mosaic_grid(tmp_path / "grid.ome.zarr", layout, make, first=[(2, 1)])
+    assert made == [(2, 0), (2, 1), (0, 0), (0, 1), (1, 0), (1, 1), (0, 2), (1, 2), (2, 2)]
+    assert open_ome_zarr(tmp_path / "grid.ome.zarr").read(0).all()
+
+
 def test_tiles_decoded_into_reused_buffers_are_each_written_as_made_with_no_more_buffers_than_shards_in_flight(rng, tmp_path):
     from serialoct.io.direct import BufferPool
 
@@ -72,3 +85,25 @@ def test_tiles_decoded_into_reused_buffers_are_each_written_as_made_with_no_more
     assert len(arrays) <= (2 + 1) * 4  # the shards being written (workers) and the one being made, not 36
 
 
+
+
+def test_the_mosaic_step_reads_each_tile_once_the_galvo_sample_included_and_places_it_decoded(
+    sample_acquisition, sample_expected, tmp_path, monkeypatch
+):
+    from serialoct.cli import main
+    from serialoct.io import raw
+
+    expected, meta = sample_expected
+    read = []
+    real = raw.read_raw_frames
+    monkeypatch.setattr(raw, "read_raw_frames", lambda tile_dir, info, out=None: read.append(tile_dir.name) or real(tile_dir, info, out=out))
+    out = tmp_path / "grid.ome.zarr"
+    assert main(["step", "create_mosaic_grid", "--input", str(sample_acquisition), "--slice", "01", "--output", str(out),
+                 "--metrics", str(tmp_path / "m.json"), "--axial_resolution", str(meta["axial_voxel_um"]),
+                 "--sharding_factor", "1"]) == 0  # four shards of one tile; the galvo sample is all four tiles
+    assert sorted(read) == sorted(set(read)) and len(read) == 4
+    volume = open_ome_zarr(out).read(0)
+    n_z, h, w = meta["tile_shape_zxy"]
+    for ix in range(2):
+        for iy in range(2):
+            np.testing.assert_array_equal(volume[:, ix * h : (ix + 1) * h, iy * w : (iy + 1) * w], expected[f"01_{ix:02d}_{iy:02d}"])

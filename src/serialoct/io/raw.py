@@ -148,6 +148,12 @@ class TileReader:
                 self._start_reads()
             raise
 
+    def hold(self, frames: "RawFrames") -> None:
+        """Keep a taken tile's buffer for later without holding up the reads ahead (:meth:`give` it back then)."""
+        with self._lock:
+            self._ahead.discard(frames.tile_dir)
+            self._start_reads()
+
     def give(self, frames: "RawFrames") -> None:
         """Hand a taken tile's buffer back; the next scheduled tile is read into it."""
         self._buffers.give([frames.buffer])

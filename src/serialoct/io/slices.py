@@ -11,7 +11,7 @@ of MB at most) to be read and written whole.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -113,8 +113,11 @@ def write_mosaic_grid(
     before_commit: Callable[[], None] | None = None,
     prefetch: Callable[[list[tuple[int, int]]], None] | None = None,
     buffers: BufferPool | None = None,
+    first: Iterable[tuple[int, int]] = (),
 ) -> None:
     """Write a mosaic grid shard by shard; ``make_tile(ix, iy)`` gives each tile (None: a hole).
+
+    The shards are written row-major, those holding a tile of ``first`` before the others.
 
     With one worker each tile is made when the shard's writer comes to it and
     goes back to ``buffers`` once encoded: one tile in memory at a time, in a
@@ -153,7 +156,8 @@ def write_mosaic_grid(
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool, create_ome_zarr(
         path, layout.shape, voxel_size_mm=voxel_mm, chunks=layout.tile_shape, shards=layout.shards, extra_attrs=extra
     ) as out:
-        regions = list(layout.shard_regions())
+        early = set(first)
+        regions = sorted(layout.shard_regions(), key=lambda region: early.isdisjoint(region.tile_indices()))
         if prefetch is not None and regions:
             prefetch(list(regions[0].tile_indices()))
         for k, region in enumerate(regions):

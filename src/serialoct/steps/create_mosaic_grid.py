@@ -3,6 +3,9 @@
 Reads a few central tiles to find the galvo band, then decodes the slice
 shard by shard (``sharding_factor**2`` tiles at a time, ``processes`` tiles
 in parallel) and writes each shard once, so memory is bounded by a shard.
+The central tiles stay in memory until they are decoded, their shards
+first: every tile is read from the disk once (10 % less reading on
+``medium``, whose 6 x 6 tiles per slice include 4 sampled).
 
 A tile whose samples are all exactly zero recorded nothing (OCT intensities
 always carry a noise floor): it is reported as a warning, and a slice made
@@ -48,16 +51,15 @@ def _central_tiles(geometry, n: int):
     return ranked[:n]
 
 
-def _frames_one_by_one(reader, tiles):
-    """The tiles' raw frames in turn, read ahead by ``reader``; each buffer goes back before the next is given
-    (the galvo sample: read around the page cache like every tile, and never held all at once)."""
+def _frames_held(reader, tiles, held: dict):
+    """The tiles' raw frames in turn, read ahead by ``reader`` (the galvo sample); each tile is kept in
+    ``held`` (by folder) for its turn in the mosaic, so no tile is read from the disk twice."""
     reader.schedule(tile.path for tile in tiles)
     for tile in tiles:
         raw = reader.take(tile.path)
-        try:
-            yield raw.frames
-        finally:
-            reader.give(raw)
+        reader.hold(raw)
+        held[tile.path] = raw
+        yield raw.frames
 
 
 def run(args: argparse.Namespace) -> int:
@@ -98,6 +100,7 @@ def run(args: argparse.Namespace) -> int:
     )
 
     blank = []  # tiles with no signal at all
+    held = {}  # the galvo sample's raw tiles, by folder, until their turn in the mosaic
 
     refs = {(t.ix, t.iy): t for t in geometry.tiles.tiles}
     buffers = BufferPool(tile_shape)
@@ -108,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
         ref = refs.get((ix, iy))
         if ref is None:
             return None  # never acquired: a hole (zeros)
-        raw = reader.take(ref.path)
+        raw = held.pop(ref.path, None) or reader.take(ref.path)
         try:
             tile = decode_frames(
                 raw.frames, raw.info, galvo_band_start=band_start, fix_camera_shift=p["fix_camera_shift"],
@@ -142,17 +145,18 @@ def run(args: argparse.Namespace) -> int:
             )
 
     def prefetch(indices):  # never raises: a tile that cannot be read is reported when it is taken
-        reader.schedule(refs[ij].path for ij in indices if ij in refs)
+        reader.schedule(refs[ij].path for ij in indices if ij in refs and refs[ij].path not in held)
 
     with reader:
         if p["fix_galvo_shift"] and info.n_extra > 0:
             sample = _central_tiles(geometry, GALVO_SAMPLE_TILES)
-            detection = detect_galvo_band(_frames_one_by_one(reader, sample), info.n_extra, backend=backend)
+            detection = detect_galvo_band(_frames_held(reader, sample, held), info.n_extra, backend=backend)
             if detection.should_fix(p["galvo_confidence_threshold"]):
                 band_start = detection.band_start
         extra["galvo_band_start_applied"] = band_start
+        first = [(t.ix, t.iy) for t in refs.values() if t.path in held]  # their shards first: held no longer than needed
         write_mosaic_grid(args.output, layout, make_tile, extra=extra, workers=p["processes"], before_commit=refuse_blank_slice,
-                          prefetch=prefetch, buffers=buffers)
+                          prefetch=prefetch, buffers=buffers, first=first)
 
     elapsed = time.perf_counter() - started
     raw_mb = sum(f.stat().st_size for t in geometry.tiles.tiles for f in t.path.glob(BIN_GLOB)) / 1e6
