@@ -175,14 +175,20 @@ def test_every_slice_is_as_bright_as_the_series_relative_to_the_phantom_the_degr
     assert correction["06"] == max(correction.values()) > np.log(1.0 + BRIGHTNESS_TOLERANCE)
 
 
-def test_the_volume_has_its_analysis_pyramid_zip_and_pictures(run):
+def test_the_volume_has_its_analysis_pyramid_zip_and_pictures_of_what_was_written(run):
+    from serialoct.io.images import read_png
+    from serialoct.report.previews import orthogonal_views
+
     _, _, root = run
     stack = root / "out" / "stack"
     volume = open_ome_zarr(stack / f"{SUBJECT}.ome.zarr")
     sizes = [round(volume.voxel_size_mm(level)[0] * 1000.0, 3) for level in range(volume.n_levels)]
     assert sizes == [12.0, 25.0, 50.0, 100.0]
-    for name in (f"{SUBJECT}.ome.zarr.zip", f"{SUBJECT}.png", f"{SUBJECT}_annotated.png"):
-        assert (stack / name).stat().st_size > 0
+    assert (stack / f"{SUBJECT}.ome.zarr.zip").stat().st_size > 0
+    # The pictures come from the blocks as they were rendered: the same as the sections read back.
+    np.testing.assert_array_equal(read_png(stack / f"{SUBJECT}.png"), orthogonal_views(volume.level(0)))
+    annotated = read_png(stack / f"{SUBJECT}_annotated.png")
+    assert annotated.shape[0] == volume.level(0).shape[0] and annotated.ndim == 3  # one row per plane, labels beside
 
 
 @pytest.mark.parametrize("profile", ["conservative", "aggressive", "minimal"])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["annotated_section", "orthogonal_views", "to_uint8"]
+__all__ = ["annotated_section", "orthogonal_picture", "orthogonal_views", "to_uint8"]
 
 
 def to_uint8(image: np.ndarray, *, low_percentile: float = 0.5, high_percentile: float = 99.5) -> np.ndarray:
@@ -34,12 +34,20 @@ def orthogonal_views(volume, *, z_aspect: float = 1.0, gap: int = 4) -> np.ndarr
     sections have true proportions. ``volume`` may be a zarr array: only the
     three sections are read.
     """
+    z, rows, cols = volume.shape
+    return orthogonal_picture(volume[z // 2], volume[:, rows // 2, :], volume[:, :, cols // 2], z_aspect=z_aspect, gap=gap)
+
+
+def orthogonal_picture(plane, row_section, column_section, *, z_aspect: float = 1.0, gap: int = 4) -> np.ndarray:
+    """:func:`orthogonal_views` from the three sections: the mid-depth ``rows x cols`` plane, the ``z x cols``
+    section at the middle row and the ``z x rows`` section at the middle column (for a volume made block by
+    block, whose sections are kept as it is written)."""
     from scipy.ndimage import zoom
 
-    z, rows, cols = volume.shape
-    top = to_uint8(np.asarray(volume[z // 2], dtype=np.float32))
-    below = np.asarray(volume[:, rows // 2, :], dtype=np.float32)
-    side = np.asarray(volume[:, :, cols // 2], dtype=np.float32).T
+    top = to_uint8(np.asarray(plane, dtype=np.float32))
+    rows, cols = top.shape
+    below = np.asarray(row_section, dtype=np.float32)
+    side = np.asarray(column_section, dtype=np.float32).T
     if z_aspect != 1.0:
         below = zoom(below, (z_aspect, 1.0), order=1)
         side = zoom(side, (1.0, z_aspect), order=1)

@@ -286,7 +286,7 @@ def run(args: argparse.Namespace) -> int:
     from serialoct.compute import cpu_budget
     from serialoct.io.images import write_png
     from serialoct.io.jsonfile import read_json
-    from serialoct.io.omezarr import export_zip, open_ome_zarr
+    from serialoct.io.omezarr import export_zip
     from serialoct.io.tables import Metric, read_slice_config
     from serialoct.report.previews import annotated_section
     from serialoct.stack.intensity import apply_gain_map, gain_map_note
@@ -367,13 +367,13 @@ def run(args: argparse.Namespace) -> int:
 
     out = Path(args.output)
     samplers = {}
-    levels = write_stack(out, plan, p, lambda z0, z1: render_block(plan, read_planes, z0, z1, workers=workers, samplers=samplers),
-                         extra_attrs={"stacked_slices": placed, "holes": [list(h) for h in plan.holes]}, workers=workers)
+    written = write_stack(out, plan, p, lambda z0, z1: render_block(plan, read_planes, z0, z1, workers=workers, samplers=samplers),
+                          extra_attrs={"stacked_slices": placed, "holes": [list(h) for h in plan.holes]}, workers=workers)
     export_zip(out, out.with_name(out.name + ".zip"))
     stem = out.name.removesuffix(".ome.zarr")
-    section = np.asarray(open_ome_zarr(out).level(0)[:, plan.shape[1] // 2, :], dtype=np.float32)
     write_png(out.with_name(f"{stem}_annotated.png"), annotated_section(
-        section, [(q["z_start"], q["slice_id"]) for q in placed], label_every=p["annotated_label_every"], show_lines=p["annotated_show_lines"]))
+        written.row_section, [(q["z_start"], q["slice_id"]) for q in placed], label_every=p["annotated_label_every"],
+        show_lines=p["annotated_show_lines"]))
     gates = [t.gate for sid, t in transforms.items() if sid != ids[0]]
     flagged = {sid: g for sid, g in gains.items() if not 1 / GAIN_WARNING <= g <= GAIN_WARNING}
     write_series_metrics(args.metrics, "stack", p, {
@@ -384,7 +384,7 @@ def run(args: argparse.Namespace) -> int:
         "transforms_rotation_only": Metric(gates.count("rotation_only"), "", "slices with only the rotation applied"),
         "transforms_skipped": Metric(gates.count("skip"), "", "slices placed by the motors alone"),
         "shape": Metric(list(plan.shape), "voxels", "output (z, y, x) at level 0"),
-        "pyramid_um": Metric(levels, "µm", "resolutions of the pyramid levels"),
+        "pyramid_um": Metric(written.levels, "µm", "resolutions of the pyramid levels"),
         "intensity_gain_range": Metric([round(min(gains.values()), 3), round(max(gains.values()), 3)], "",
                                        "smallest and largest slice gain of the intensity matching",
                                        "warning" if flagged else "ok"),
