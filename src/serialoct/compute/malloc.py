@@ -34,7 +34,7 @@ def reuse_freed_memory(max_block_mb: int = 256) -> bool:
     a ``medium`` mosaic step took 12,700 page faults (40 MB of fresh pages)
     and 0.05 s more system time than with the blocks reused. A per-slice
     reconstruction step makes and frees one slice-sized array after another
-    (105 MB on ``medium``): its CPU falls by 0.05-0.3 s (7 % over the seven
+    (105 MB on ``medium``): its CPU falls by up to 0.16 s (7 % over the seven
     steps of a ``medium`` slice; the stitching step's page faults 112,000 ->
     39,000). A series step keeps more memory for nothing (the pairwise
     registration's peak RSS 258 -> 350 MB, the stack's 1,140 -> 1,257 MB),

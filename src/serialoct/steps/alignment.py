@@ -235,10 +235,9 @@ def write_stack(out, plan, p: Mapping, render, *, extra_attrs: Mapping, workers:
     resolutions and the depth section at the middle row.
     """
     from concurrent.futures import ThreadPoolExecutor
+    from pathlib import Path
 
     import numpy as np
-
-    from pathlib import Path
 
     from serialoct.io.images import write_png
     from serialoct.io.omezarr import create_ome_zarr
