@@ -134,3 +134,17 @@ def test_a_server_imports_its_workflows_steps_and_what_they_need_and_preprocessi
             "[importlib.import_module(m) for m in preload('preproc')]\n"
             "print('SimpleITK' in sys.modules, 'scipy.optimize' in sys.modules)\n")
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split() == ["False", "False"]
+
+
+def test_a_preprocessing_worker_imports_nothing_its_server_did_not(sample_acquisition, tmp_path):
+    out = tmp_path / "grid.ome.zarr"
+    code = ("import importlib, sys\n"
+            "from serialoct.workflows.forkserver import preload\n"
+            "[importlib.import_module(m) for m in preload('preproc')]\n"
+            "before = set(sys.modules)\n"
+            "from serialoct.cli import run_command\n"
+            f"assert run_command(['step', 'create_mosaic_grid', '--input', {str(sample_acquisition)!r}, '--slice', '01',"
+            f" '--output', {str(out)!r}, '--metrics', {str(out) + '.json'!r}, '--axial_resolution', '5']) == 0\n"
+            "print(sorted(set(sys.modules) - before))\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip().splitlines()[-1] == "[]"  # the galvo band found, the mosaic written: all preloaded
