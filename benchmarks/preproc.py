@@ -177,7 +177,10 @@ def main() -> int:
         floor_s, total_s = min(plain + direct), min(runs)
         job_s, job_rss = jobs[runs.index(total_s)]
         n_slices = len(list(out.glob("mosaic_grid_3d_z*.ome.zarr")))
-        speeds = lambda times: f"{mb / max(times):,.0f}-{mb / min(times):,.0f}"  # noqa: E731
+
+        def speeds(times):  # MB/s, slowest-fastest
+            return f"{mb / max(times):,.0f}-{mb / min(times):,.0f}"
+
         rows.append((name, f"{config.grid_shape[0]}x{config.grid_shape[1]}", n_slices, f"{mb:,.0f}",
                      f"{mb / floor_s:,.0f}", speeds(plain), speeds(direct), f"{total_s:.1f}", f"{total_s:.1f}-{max(runs):.1f}",
                      f"{mb / total_s:,.0f}", f"{100 * floor_s / total_s:.0f}%",

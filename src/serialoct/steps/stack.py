@@ -282,8 +282,8 @@ def run(args: argparse.Namespace) -> int:
 
     import numpy as np
 
-    from serialoct.compute.malloc import one_arena
     from serialoct.compute import cpu_budget
+    from serialoct.compute.malloc import one_arena
     from serialoct.io.images import write_png
     from serialoct.io.jsonfile import read_json
     from serialoct.io.omezarr import export_zip

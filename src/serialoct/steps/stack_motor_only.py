@@ -29,8 +29,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from serialoct.compute.malloc import one_arena
     from serialoct.compute import cpu_budget
+    from serialoct.compute.malloc import one_arena
     from serialoct.diagnostics import plan_motor_stack, render_motor_block
     from serialoct.errors import InputError
     from serialoct.io.tables import Metric
