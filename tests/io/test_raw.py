@@ -327,6 +327,18 @@ def test_both_layouts_group_tiles_by_slice_and_report_holes(tmp_path, rng):
         assert slices["04"].grid_shape == (1, 2)
 
 
+def test_one_slice_is_found_alone_as_among_all_in_both_layouts(tmp_path, rng):
+    for old in (False, True):
+        root = tmp_path / ("old" if old else "new")
+        _write_grid(root, 3, [(1, 2), (1, 3), (2, 2)], rng, old)
+        _write_grid(root, 4, [(0, 0), (0, 1)], rng, old)
+        (root / "notes").mkdir()  # neither a slice nor a tile folder
+        every = discover_slices(root, old_layout=old)
+        for slice_id in ("03", "04", "3"):
+            assert discover_slices(root, old_layout=old, only=slice_id) == {f"{int(slice_id):02d}": every[f"{int(slice_id):02d}"]}
+        assert discover_slices(root, old_layout=old, only="05") == {}
+
+
 def test_flat_layout_without_the_option_gives_a_hint(tmp_path, rng):
     _write_grid(tmp_path, 1, [(0, 0)], rng, old_layout=True)
     with pytest.raises(InputError, match="use_old_folder_structure"):

@@ -62,26 +62,37 @@ def _slice_id(z: int, where) -> str:
     return f"{z:02d}"
 
 
-def _tile_dirs(root: Path, old_layout: bool) -> list[tuple[Path, int | None]]:
-    """Tile folders with the slice index of the folder they sit in (None for the old layout)."""
+def _subfolders(folder: Path, pattern: re.Pattern) -> list[tuple[Path, re.Match]]:
+    """The folders in ``folder`` whose name matches ``pattern``, sorted by name, with their match.
+
+    ``os.scandir`` tells a folder from its directory entry, so only names that match cost a look at the disk
+    (a symbolic link), and names sort as strings rather than paths: the 19 x 36 tiles of ``medium`` are found
+    in 4 instead of 12 ms, in every job that looks for its slice's tiles (BENCHMARKS.md).
+    """
+    with os.scandir(folder) as entries:
+        found = [(entry.name, match) for entry in entries if (match := pattern.match(entry.name)) and entry.is_dir()]
+    return [(folder / name, match) for name, match in sorted(found, key=lambda item: item[0])]
+
+
+def _tile_dirs(root: Path, old_layout: bool, only: int | None) -> list[tuple[Path, int | None]]:
+    """Tile folders with the slice index of the folder they sit in (None for the old layout); of slice ``only`` alone if given."""
     if old_layout:
-        return [(p, None) for p in sorted(root.iterdir()) if p.is_dir() and TILE_DIR_RE.match(p.name)]
+        return [(p, None) for p, match in _subfolders(root, TILE_DIR_RE) if only is None or int(match.group(3)) == only]
     found = []
-    for slice_dir in sorted(root.iterdir()):
-        match = SLICE_DIR_RE.match(slice_dir.name)
-        if not (slice_dir.is_dir() and match):
+    for slice_dir, match in _subfolders(root, SLICE_DIR_RE):
+        if only is not None and int(match.group(1)) != only:
             continue
         tiles_dir = slice_dir / "tiles"
         if not tiles_dir.is_dir():
             raise InputError(slice_dir, "slice folder has no tiles/ subfolder")
-        dirs = [p for p in sorted(tiles_dir.iterdir()) if p.is_dir() and TILE_DIR_RE.match(p.name)]
+        dirs = [p for p, _ in _subfolders(tiles_dir, TILE_DIR_RE)]
         if not dirs:
             raise InputError(tiles_dir, "no tile_xNN_yNN_zNN folder in this slice")
         found += [(p, int(match.group(1))) for p in dirs]
     return found
 
 
-def discover_slices(root: str | os.PathLike, *, old_layout: bool = False) -> dict[str, SliceTiles]:
+def discover_slices(root: str | os.PathLike, *, old_layout: bool = False, only: str | None = None) -> dict[str, SliceTiles]:
     """Find every tile of a raw acquisition, grouped by slice.
 
     Parameters
@@ -91,6 +102,9 @@ def discover_slices(root: str | os.PathLike, *, old_layout: bool = False) -> dic
         ``old_layout`` every ``tile_xNN_yNN_zNN`` folder directly inside).
     old_layout : bool
         The flat folder structure (``use_old_folder_structure``).
+    only : str, optional
+        Look at this slice id's tiles alone (a slice's step); the result is
+        empty if it has none.
 
     Returns
     -------
@@ -108,7 +122,7 @@ def discover_slices(root: str | os.PathLike, *, old_layout: bool = False) -> dic
     if not root.is_dir():
         raise InputError(root, "raw acquisition folder not found")
     by_slice: dict[str, dict[tuple[int, int], Path]] = {}
-    for path, folder_z in _tile_dirs(root, old_layout):
+    for path, folder_z in _tile_dirs(root, old_layout, None if only is None else int(only)):
         ix, iy, iz = (int(g) for g in TILE_DIR_RE.match(path.name).groups())
         if folder_z is not None and iz != folder_z:
             raise InputError(path, f"tile of slice z{iz:02d} inside the folder of slice z{folder_z:02d}")
@@ -116,7 +130,7 @@ def discover_slices(root: str | os.PathLike, *, old_layout: bool = False) -> dic
         if (ix, iy) in tiles:
             raise InputError(path, f"duplicate tile index x={ix} y={iy} z={iz} (also {tiles[(ix, iy)].name})")
         tiles[(ix, iy)] = path
-    if not by_slice:
+    if not by_slice and only is None:
         layout = "tile_xNN_yNN_zNN folders" if old_layout else "slice_zNN/tiles/tile_xNN_yNN_zNN folders"
         hint = "" if old_layout else " (flat layout? set use_old_folder_structure)"
         raise InputError(root, f"no {layout} found{hint}")

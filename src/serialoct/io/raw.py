@@ -254,9 +254,28 @@ def decode_frames(
     scan = np.rot90(np.flip(out, axis=1), k=1, axes=(1, 2)) if legacy_orientation else out
     at = 0
     for piece in pieces:
-        scan[:, at : at + piece.shape[1], :] = piece
+        _transposing_copy(scan[:, at : at + piece.shape[1], :], piece)
         at += piece.shape[1]
     return out
+
+
+#: Lines copied at a time by :func:`_transposing_copy` (both sides of a block stay in the L2 cache).
+_COPY_LINES = 4
+
+
+def _transposing_copy(dst: np.ndarray, src: np.ndarray) -> None:
+    """``dst[...] = src`` for ``(z, A-line, frame)`` arrays, a few lines at a time.
+
+    The frames are stored depth first, the tile frame by frame: copied whole, every depth plane of the
+    tile walks through all of the frames' memory, which no cache holds. Blocks of a few lines across the
+    axis that neither side stores contiguously (A-lines; frames in the legacy orientation, where the
+    A-lines are ``dst``'s contiguous axis) are read and written within the cache: 2.8 -> 1.7 ms per
+    ``medium`` tile, caches cold (legacy 1.8 -> 1.6; BENCHMARKS.md).
+    """
+    axis = 2 if abs(dst.strides[1]) == dst.itemsize else 1
+    for lo in range(0, src.shape[axis], _COPY_LINES):
+        block = (slice(None),) * axis + (slice(lo, lo + _COPY_LINES),)
+        dst[block] = src[block]
 
 
 def read_tile(

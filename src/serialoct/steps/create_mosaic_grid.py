@@ -83,9 +83,10 @@ def run(args: argparse.Namespace) -> int:
     apply_cpu_limits()
     reuse_freed_memory()  # zstd's output buffer, made and freed for every tile, reused instead of fresh pages each time
     backend = get_backend(p["use_gpu"])
-    slices = discover_slices(args.input, old_layout=p["use_old_folder_structure"])
+    slices = discover_slices(args.input, old_layout=p["use_old_folder_structure"], only=args.slice)
     if args.slice not in slices:
-        raise InputError(args.input, f"no tiles of slice {args.slice}; found slices {', '.join(slices)}")
+        found = discover_slices(args.input, old_layout=p["use_old_folder_structure"])
+        raise InputError(args.input, f"no tiles of slice {args.slice}; found slices {', '.join(found)}")
     geometry = read_slice_geometry(slices[args.slice])
     info = geometry.info
 
