@@ -67,7 +67,7 @@ def _subfolders(folder: Path, pattern: re.Pattern) -> list[tuple[Path, re.Match]
 
     ``os.scandir`` tells a folder from its directory entry, so only names that match cost a look at the disk
     (a symbolic link), and names sort as strings rather than paths: the 19 x 36 tiles of ``medium`` are found
-    in 4 instead of 12 ms, in every job that looks for its slice's tiles (BENCHMARKS.md).
+    in 5-8 instead of 12 ms (BENCHMARKS.md).
     """
     with os.scandir(folder) as entries:
         found = [(entry.name, match) for entry in entries if (match := pattern.match(entry.name)) and entry.is_dir()]

@@ -269,8 +269,8 @@ def _transposing_copy(dst: np.ndarray, src: np.ndarray) -> None:
     The frames are stored depth first, the tile frame by frame: copied whole, every depth plane of the
     tile walks through all of the frames' memory, which no cache holds. Blocks of a few lines across the
     axis that neither side stores contiguously (A-lines; frames in the legacy orientation, where the
-    A-lines are ``dst``'s contiguous axis) are read and written within the cache: 2.8 -> 1.7 ms per
-    ``medium`` tile, caches cold (legacy 1.8 -> 1.6; BENCHMARKS.md).
+    A-lines are ``dst``'s contiguous axis) are read and written within the cache: 2.6 -> 2.1 ms per
+    ``medium`` tile in a mosaic job, where the frames come from the disk (BENCHMARKS.md).
     """
     axis = 2 if abs(dst.strides[1]) == dst.itemsize else 1
     for lo in range(0, src.shape[axis], _COPY_LINES):
