@@ -107,3 +107,14 @@ def test_the_mosaic_step_reads_each_tile_once_the_galvo_sample_included_and_plac
     for ix in range(2):
         for iy in range(2):
             np.testing.assert_array_equal(volume[:, ix * h : (ix + 1) * h, iy * w : (iy + 1) * w], expected[f"01_{ix:02d}_{iy:02d}"])
+
+
+def test_the_mosaic_step_refuses_a_slice_the_acquisition_lacks_and_names_those_it_has(sample_acquisition, sample_expected, tmp_path, capsys):
+    from serialoct.cli import main
+
+    _, meta = sample_expected
+    out = tmp_path / "grid.ome.zarr"
+    assert main(["step", "create_mosaic_grid", "--input", str(sample_acquisition), "--slice", "42", "--output", str(out),
+                 "--metrics", str(tmp_path / "m.json")]) != 0
+    assert f"no tiles of slice 42; found slices {', '.join(sorted(meta['slices']))}" in capsys.readouterr().err
+    assert not out.exists()
