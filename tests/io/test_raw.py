@@ -336,7 +336,7 @@ def test_one_slice_is_found_alone_as_among_all_in_both_layouts(tmp_path, rng):
         every = discover_slices(root, old_layout=old)
         for slice_id in ("03", "04", "3"):
             assert discover_slices(root, old_layout=old, only=slice_id) == {f"{int(slice_id):02d}": every[f"{int(slice_id):02d}"]}
-        assert discover_slices(root, old_layout=old, only="05") == {}
+        assert discover_slices(root, old_layout=old, only="05") == discover_slices(root, old_layout=old, only="z3") == {}
 
 
 def test_flat_layout_without_the_option_gives_a_hint(tmp_path, rng):
