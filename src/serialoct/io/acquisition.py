@@ -121,9 +121,9 @@ def discover_slices(root: str | os.PathLike, *, old_layout: bool = False, only: 
     root = Path(root)
     if not root.is_dir():
         raise InputError(root, "raw acquisition folder not found")
-    by_slice: dict[str, dict[tuple[int, int], Path]] = {}
     if only is not None and not only.isdigit():
         return {}  # no slice has such an id
+    by_slice: dict[str, dict[tuple[int, int], Path]] = {}
     for path, folder_z in _tile_dirs(root, old_layout, None if only is None else int(only)):
         ix, iy, iz = (int(g) for g in TILE_DIR_RE.match(path.name).groups())
         if folder_z is not None and iz != folder_z:
