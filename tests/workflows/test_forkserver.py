@@ -86,6 +86,19 @@ def test_without_a_server_the_client_declines_and_the_job_runs_alone(tmp_path):
         assert (done.returncode, done.stdout, done.stderr) == (0, alone.stdout, alone.stderr)
 
 
+def test_a_server_not_waited_for_comes_up_and_takes_jobs(tmp_path):
+    process, path = forkserver.start(tmp_path / "jobs.tsv", "preproc", wait=False)
+    try:
+        deadline = time.monotonic() + 30
+        while not forkserver.alive(process, path) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert forkserver.alive(process, path)
+        assert jobclient.run_in_worker(["params", "preproc"], path) == 0
+    finally:
+        forkserver.stop(process, path)
+    assert not forkserver.alive(process, path)
+
+
 def test_the_client_imports_no_python_module():
     # what keeps a job's own process at ~13 ms: without site, it loads only built-in, frozen and C modules
     code = (

@@ -101,7 +101,7 @@ def preload(workflow: str) -> tuple[str, ...]:
 # --------------------------------------------------------------------------- server
 
 
-def start(stats: str | os.PathLike, workflow: str = ""):
+def start(stats: str | os.PathLike, workflow: str = "", *, wait: bool = True):
     """Start a fork server for one run of ``workflow``; returns ``(process, socket path)``, or None if it did not come up.
 
     The server imports what that workflow's steps need (:func:`preload`; everything for an empty or
@@ -109,7 +109,9 @@ def start(stats: str | os.PathLike, workflow: str = ""):
     header if missing). The caller passes the socket path to the jobs in ``SERIALOCT_FORKSERVER``
     and ends the process (``terminate``) when the run is over. The server
     listens at once and imports its modules afterwards, so a job that
-    connects early waits for the imports instead of doing its own.
+    connects early waits for the imports instead of doing its own. Without
+    ``wait`` the server is not waited for (a job that finds no socket yet runs
+    itself): the caller checks :func:`alive` afterwards.
     """
     import subprocess
     import tempfile
@@ -133,12 +135,17 @@ def start(stats: str | os.PathLike, workflow: str = ""):
         start_new_session=True,  # Ctrl-C in the terminal reaches the runner, which ends the server
     )
     deadline = time.monotonic() + 10.0
-    while not os.path.exists(path):
+    while wait and not os.path.exists(path):
         if process.poll() is not None or time.monotonic() > deadline:
             stop(process, path)
             return None
         time.sleep(0.01)
     return process, path
+
+
+def alive(process, path: str) -> bool:
+    """Whether a server from :func:`start` is still running and listening."""
+    return process.poll() is None and os.path.exists(path)
 
 
 def stop(process, path: str) -> None:

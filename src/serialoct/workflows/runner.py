@@ -171,11 +171,13 @@ def job_command(*, container: bool, warm: bool) -> str:
 def _start_fork_server(output: Path, workflow: str):
     """A fork server for a local run's jobs (see :mod:`~serialoct.workflows.forkserver`), or None.
 
-    None when ``SERIALOCT_FORKSERVER=off`` or the server did not start: each job is then its own process.
+    None when ``SERIALOCT_FORKSERVER=off`` or the server could not be started. It is not waited for:
+    it listens within about 60 ms, while Snakemake takes a second to start its first job (a job that
+    comes earlier runs itself).
     """
     if os.environ.get(forkserver.ENV) == "off":
         return None
-    server = forkserver.start(output / JOB_STATS, workflow)
+    server = forkserver.start(output / JOB_STATS, workflow, wait=False)
     if server is None:
         log.warning("could not start the fork server: every job imports its libraries itself (slower)")
     return server
@@ -398,6 +400,8 @@ def run_workflow(
             _write_report(workflow, output, config_file, profile_args, report)
     finally:
         if server:
+            if not forkserver.alive(*server):
+                log.warning("the fork server was not running at the end: jobs imported their libraries themselves (slower)")
             forkserver.stop(*server)
         pid_file.unlink(missing_ok=True)
     reasons = {s: f"{r.step}: {r.error}" for s, r in sorted(failed.items())}
