@@ -171,16 +171,13 @@ def job_command(*, container: bool, warm: bool) -> str:
 def _start_fork_server(output: Path, workflow: str):
     """A fork server for a local run's jobs (see :mod:`~serialoct.workflows.forkserver`), or None.
 
-    None when ``SERIALOCT_FORKSERVER=off`` or the server could not be started. It is not waited for:
-    it listens within about 60 ms, while Snakemake takes a second to start its first job (a job that
-    comes earlier runs itself).
+    None when ``SERIALOCT_FORKSERVER=off``. It is not waited for: it listens within about 60 ms, while
+    Snakemake takes most of a second to start its first job (a job that comes earlier runs itself, as
+    every job does if the server fails; the run then says so at its end).
     """
     if os.environ.get(forkserver.ENV) == "off":
         return None
-    server = forkserver.start(output / JOB_STATS, workflow, wait=False)
-    if server is None:
-        log.warning("could not start the fork server: every job imports its libraries itself (slower)")
-    return server
+    return forkserver.start(output / JOB_STATS, workflow, wait=False)
 
 
 def job_peak_rss_mb(output: str | os.PathLike) -> dict[str, float]:
