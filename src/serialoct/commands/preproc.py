@@ -13,7 +13,36 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_workflow_arguments(parser, WORKFLOW)
 
 
+def depth_warning(slices: dict, axial_resolution_um: float) -> str | None:
+    """Why the slices of an acquisition will not overlap in depth, or None.
+
+    A slice must image deeper than the cut thickness (``slice_thickness`` of
+    the first slice's ``metadata.json``, in mm; nothing to check without it)
+    for the reconstruction to register and stack consecutive slices. The tiles
+    do not record their axial voxel size, so a wrong ``axial_resolution`` is
+    only seen here.
+    """
+    from serialoct.io.acquisition import slice_metadata
+    from serialoct.io.tileinfo import read_info
+
+    if not slices:
+        return None
+    tiles = next(iter(slices.values()))
+    thickness_mm = slice_metadata(tiles).get("slice_thickness")
+    if not isinstance(thickness_mm, (int, float)) or thickness_mm <= 0:
+        return None
+    n_z = read_info(tiles.tiles[0].path).n_z
+    depth_um = n_z * axial_resolution_um
+    if depth_um >= thickness_mm * 1000.0:
+        return None
+    return (f"the tiles image {depth_um:.0f} µm in depth ({n_z} samples of axial_resolution = {axial_resolution_um:g} µm), "
+            f"less than the cut thickness ({thickness_mm:g} mm in {tiles.tiles[0].path.parent.parent / 'metadata.json'}): "
+            "consecutive slices will not overlap and cannot be stacked. The tiles do not record the axial voxel size: "
+            "give the instrument's value with --axial_resolution")
+
+
 def run(args: argparse.Namespace) -> int:
+    import sys
     from pathlib import Path
 
     from serialoct.compute.cpu import cpu_budget
@@ -27,7 +56,10 @@ def run(args: argparse.Namespace) -> int:
     # Snakemake runs inside the output folder: every path it sees must be absolute.
     config["input"] = str(Path(config["input"]).resolve())
     config["output"] = str(Path(config["output"]).resolve())
-    discover_slices(config["input"], old_layout=config["use_old_folder_structure"])  # a clear error before any work
+    slices = discover_slices(config["input"], old_layout=config["use_old_folder_structure"])  # a clear error before any work
+    shallow = depth_warning(slices, config["axial_resolution"])
+    if shallow:
+        print(f"warning: {shallow}", file=sys.stderr)
     # A cluster job gets its rule's threads; only a local run shares this machine's cores.
     cores = (args.cores or cpu_budget(config["max_cpus"] or 0, config["reserved_cpus"])) if execution.is_local else None
     output = Path(config["output"])
@@ -53,6 +85,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"  {len(mosaics)} mosaic grid(s), shifts_xy.csv" + (", slice_config.csv" if config["generate_slice_config"] else ""))
         if report:
             print(f"  report: {Path(report).resolve()}")
+    if shallow:
+        print(f"  warning: {shallow}")
     if args.dag:
         print(f"  DAG of jobs: {Path(args.dag).resolve()}")
     raise_for(result, output)

@@ -57,8 +57,47 @@ def resolve_paths(config: dict) -> dict:
             raise InputError(manual, "manual_transforms_dir is not a folder (put the corrected slice_zNN.json files there)")
         config["manual_transforms_dir"] = str(manual.resolve())
     config["subject_name"] = subject_name(config)
-    _check_tables(config, reconst_slices(config))  # clear errors before any work
+    slice_ids = reconst_slices(config)
+    _check_tables(config, slice_ids)  # clear errors before any work
+    check_slice_depth(config, slice_ids[0])
     return config
+
+
+def check_slice_depth(config: dict, slice_id: str) -> None:
+    """Refuse mosaic grids that image less depth than one cut, before any work.
+
+    Consecutive slices overlap in depth only when each images more than the
+    cut thickness (``registration_slicing_interval_mm``); otherwise every pair
+    registration fails, hours into a run. The usual cause is preprocessing run
+    with the wrong ``axial_resolution``, which the raw tiles do not record.
+    ``crop_interface_out_depth`` set below the cut thickness is refused too.
+
+    Raises
+    ------
+    InputError
+        The mosaic grid of ``slice_id`` is shallower than one cut.
+    ParameterError
+        ``crop_interface_out_depth`` keeps less than one cut.
+    """
+    from serialoct.errors import InputError, ParameterError
+    from serialoct.io.omezarr import open_ome_zarr
+
+    cut_um = float(config["registration_slicing_interval_mm"]) * 1000.0
+    if float(config["crop_interface_out_depth"]) < cut_um:
+        raise ParameterError(
+            f"crop_interface_out_depth = {config['crop_interface_out_depth']:g} µm keeps less than one cut "
+            f"(registration_slicing_interval_mm = {config['registration_slicing_interval_mm']:g}): consecutive slices "
+            "would not overlap in depth")
+    path = Path(config["input"]) / f"mosaic_grid_3d_z{slice_id}.ome.zarr"
+    image = open_ome_zarr(path)
+    n_planes, axial_um = image.level(0).shape[0], image.voxel_size_mm()[0] * 1000.0
+    if n_planes * axial_um < cut_um:
+        raise InputError(
+            path, f"images {n_planes * axial_um:.0f} µm in depth ({n_planes} planes of {axial_um:g} µm), less than one cut "
+            f"(registration_slicing_interval_mm = {config['registration_slicing_interval_mm']:g}): consecutive slices would "
+            "not overlap in depth, so they can be neither registered nor stacked. If the axial voxel size is wrong, rerun "
+            "serialoct preproc with the instrument's --axial_resolution (the raw tiles do not record it); if the cut "
+            "thickness is, give the right one with --registration_slicing_interval_mm")
 
 
 def _check_tables(config: dict, slice_ids: list[str]) -> None:

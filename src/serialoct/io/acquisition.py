@@ -16,7 +16,7 @@ from pathlib import Path
 from serialoct.errors import FormatError, InputError
 from serialoct.io.tileinfo import TileInfo, read_info
 
-__all__ = ["TileRef", "SliceTiles", "SliceGeometry", "discover_slices", "read_slice_geometry"]
+__all__ = ["TileRef", "SliceTiles", "SliceGeometry", "discover_slices", "read_slice_geometry", "slice_metadata"]
 
 TILE_DIR_RE = re.compile(r"tile_x(\d+)_y(\d+)_z(\d+)$")
 SLICE_DIR_RE = re.compile(r"slice_z(\d+)$")
@@ -221,10 +221,10 @@ def read_slice_geometry(tiles: SliceTiles) -> SliceGeometry:
         if info.stage_x_mm is None or info.stage_y_mm is None:
             raise InputError(ref.path / "info.txt", "no stage_x_pos_mm / stage_y_pos_mm: the tile cannot be placed")
         stage[(ref.ix, ref.iy)] = (info.stage_x_mm, info.stage_y_mm)
-    return SliceGeometry(tiles=tiles, info=first, stage_mm=stage, metadata=_slice_metadata(tiles))
+    return SliceGeometry(tiles=tiles, info=first, stage_mm=stage, metadata=slice_metadata(tiles))
 
 
-def _slice_metadata(tiles: SliceTiles) -> dict:
+def slice_metadata(tiles: SliceTiles) -> dict:
     """The optional ``slice_zNN/metadata.json`` beside ``tiles/`` (default layout only)."""
     path = tiles.tiles[0].path.parent.parent / "metadata.json"
     if tiles.tiles[0].path.parent.name != "tiles" or not path.is_file():

@@ -55,7 +55,8 @@ GROUPS: tuple[tuple[str, tuple[Parameter, ...]], ...] = (
     )),
     ("Mosaic grids", (
         param("axial_resolution", 1.36, "float", "create_mosaic_grid", bounds=POSITIVE,
-              description="Depth sampling of the raw A-lines, in µm per pixel."),
+              description="Depth sampling of the raw A-lines, in µm per pixel (the tiles do not record it: a run warns when "
+                          "it makes the tiles shallower than the cut thickness of metadata.json)."),
         param("resolution", -1.0, "float", "create_mosaic_grid",
               bounds=POSITIVE, sentinels=(-1.0,),
               description="Lateral pixel size of the mosaic grids in µm; -1 keeps the native sampling."),
