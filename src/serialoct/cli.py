@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 
 from serialoct import __version__
@@ -50,8 +51,18 @@ def _configure_logging(verbose: bool) -> None:
     )
 
 
+#: Exit status of a command whose reader closed its output (128 + SIGPIPE, as the shell reports such a command).
+BROKEN_PIPE_STATUS = 141
+
+
 def main(argv: list[str] | None = None) -> int:
-    return run_command(list(sys.argv[1:] if argv is None else argv))
+    try:
+        return run_command(list(sys.argv[1:] if argv is None else argv))
+    except BrokenPipeError:
+        # The reader went away (``serialoct inspect RAW | head``): leave without a traceback, and without
+        # the interpreter's failed flush of the standard output at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return BROKEN_PIPE_STATUS
 
 
 def run_command(argv: list[str]) -> int:

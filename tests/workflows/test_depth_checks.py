@@ -15,8 +15,7 @@ from pathlib import Path
 import pytest
 
 from serialoct.cli import main
-from serialoct.commands.preproc import depth_warning
-from serialoct.io.acquisition import discover_slices
+from serialoct.io.acquisition import depth_warning, discover_slices
 from serialoct.synth import preset, write_acquisition
 
 

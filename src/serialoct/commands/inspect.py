@@ -8,11 +8,16 @@ import argparse
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("raw", help="raw acquisition folder")
     parser.add_argument("--old-layout", action="store_true", help="flat folder of tile_xNN_yNN_zNN folders (use_old_folder_structure)")
+    parser.add_argument("--axial_resolution", type=float, default=None, metavar="UM",
+                        help="depth sampling in µm per pixel (the tiles do not record it; default: preproc's)")
 
 
 def run(args: argparse.Namespace) -> int:
-    from serialoct.io.acquisition import discover_slices, read_slice_geometry
+    from serialoct.io.acquisition import depth_warning, discover_slices, read_slice_geometry
+    from serialoct.params import registry
 
+    default_axial = registry("preproc")["axial_resolution"].default
+    axial_um = default_axial if args.axial_resolution is None else args.axial_resolution
     slices = discover_slices(args.raw, old_layout=args.old_layout)
     geometries = [read_slice_geometry(s) for s in slices.values()]
     info = geometries[0].info
@@ -22,6 +27,13 @@ def run(args: argparse.Namespace) -> int:
     print(f"{args.raw}: {len(slices)} slice(s) {', '.join(slices)}; {n_tiles} tiles; {raw_bytes / 1e6:,.1f} MB of raw frames")
     print(f"  tile (z, x, y) = {info.shape}; lateral pixel {px_x:g} x {px_y:g} µm; "
           f"n_repeat {info.n_repeat}; n_extra {info.n_extra} (galvo fly-back A-lines)")
+    thickness = geometries[0].metadata.get("slice_thickness")
+    print(f"  depth {info.n_z * axial_um:.0f} µm = {info.n_z} samples x {axial_um:g} µm"
+          + (" (preproc's default axial_resolution; the tiles do not record it)" if args.axial_resolution is None else "")
+          + (f"; cut thickness {thickness:g} mm (metadata.json)" if isinstance(thickness, (int, float)) else ""))
+    shallow = depth_warning(slices, axial_um)
+    if shallow:
+        print(f"  warning: {shallow}")
     for g in geometries:
         holes = f"; holes at {', '.join(map(str, g.tiles.holes))}" if g.tiles.holes else ""
         overlap = "?" if g.overlap_fraction is None else f"{g.overlap_fraction:.0%}"

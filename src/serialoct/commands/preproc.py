@@ -13,34 +13,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_workflow_arguments(parser, WORKFLOW)
 
 
-def depth_warning(slices: dict, axial_resolution_um: float) -> str | None:
-    """Why the slices of an acquisition will not overlap in depth, or None.
-
-    A slice must image deeper than the cut thickness (``slice_thickness`` of
-    the first slice's ``metadata.json``, in mm; nothing to check without it)
-    for the reconstruction to register and stack consecutive slices. The tiles
-    do not record their axial voxel size, so a wrong ``axial_resolution`` is
-    only seen here.
-    """
-    from serialoct.io.acquisition import slice_metadata
-    from serialoct.io.tileinfo import read_info
-
-    if not slices:
-        return None
-    tiles = next(iter(slices.values()))
-    thickness_mm = slice_metadata(tiles).get("slice_thickness")
-    if not isinstance(thickness_mm, (int, float)) or thickness_mm <= 0:
-        return None
-    n_z = read_info(tiles.tiles[0].path).n_z
-    depth_um = n_z * axial_resolution_um
-    if depth_um >= thickness_mm * 1000.0:
-        return None
-    return (f"the tiles image {depth_um:.0f} µm in depth ({n_z} samples of axial_resolution = {axial_resolution_um:g} µm), "
-            f"less than the cut thickness ({thickness_mm:g} mm in {tiles.tiles[0].path.parent.parent / 'metadata.json'}): "
-            "consecutive slices will not overlap and cannot be stacked. The tiles do not record the axial voxel size: "
-            "give the instrument's value with --axial_resolution")
-
-
 def run(args: argparse.Namespace) -> int:
     import sys
     from pathlib import Path
@@ -49,7 +21,7 @@ def run(args: argparse.Namespace) -> int:
     from serialoct.params import resolve
     from serialoct.workflows.runner import raise_for, run_workflow
 
-    from serialoct.io.acquisition import discover_slices
+    from serialoct.io.acquisition import depth_warning, discover_slices
 
     execution = execution_from(args)
     config = resolve(WORKFLOW, overrides_from(args, WORKFLOW))

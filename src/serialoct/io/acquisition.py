@@ -16,7 +16,7 @@ from pathlib import Path
 from serialoct.errors import FormatError, InputError
 from serialoct.io.tileinfo import TileInfo, read_info
 
-__all__ = ["TileRef", "SliceTiles", "SliceGeometry", "discover_slices", "read_slice_geometry", "slice_metadata"]
+__all__ = ["TileRef", "SliceTiles", "SliceGeometry", "discover_slices", "read_slice_geometry", "slice_metadata", "depth_warning"]
 
 TILE_DIR_RE = re.compile(r"tile_x(\d+)_y(\d+)_z(\d+)$")
 SLICE_DIR_RE = re.compile(r"slice_z(\d+)$")
@@ -236,3 +236,28 @@ def slice_metadata(tiles: SliceTiles) -> dict:
     if not isinstance(data, dict):
         raise FormatError(path, "expected a JSON object of acquisition settings")
     return data
+
+
+def depth_warning(slices: dict[str, SliceTiles], axial_resolution_um: float) -> str | None:
+    """Why the slices of an acquisition will not overlap in depth, or None.
+
+    A slice must image deeper than the cut thickness (``slice_thickness`` of
+    the first slice's ``metadata.json``, in mm; nothing to check without it)
+    for the reconstruction to register and stack consecutive slices. The tiles
+    do not record their axial voxel size, so a wrong ``axial_resolution`` is
+    only seen here.
+    """
+    if not slices:
+        return None
+    tiles = next(iter(slices.values()))
+    thickness_mm = slice_metadata(tiles).get("slice_thickness")
+    if isinstance(thickness_mm, bool) or not isinstance(thickness_mm, (int, float)) or thickness_mm <= 0:
+        return None
+    n_z = read_info(tiles.tiles[0].path).n_z
+    depth_um = n_z * axial_resolution_um
+    if depth_um >= thickness_mm * 1000.0:
+        return None
+    return (f"the tiles image {depth_um:.0f} µm in depth ({n_z} samples of axial_resolution = {axial_resolution_um:g} µm), "
+            f"less than the cut thickness ({thickness_mm:g} mm in {tiles.tiles[0].path.parent.parent / 'metadata.json'}): "
+            "consecutive slices will not overlap and cannot be stacked. The tiles do not record the axial voxel size: "
+            "give the instrument's value with --axial_resolution")
