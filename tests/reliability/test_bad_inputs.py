@@ -195,6 +195,21 @@ def test_a_broken_header_stops_each_step_that_reads_it_with_the_file_and_problem
     assert (tmp_path / "z02.json").is_file() == (step == "create_mosaic_grid")
 
 
+def test_a_damaged_metadata_json_fails_its_slice_but_not_the_shifts_of_the_acquisition(raw_copy, reference_run, tmp_path, capfd):
+    # The shifts need only the tiles' stage positions: one slice's unreadable settings must not stop the whole
+    # run (it did: no shifts_xy.csv, so nothing could be reconstructed).
+    (raw_copy / "slice_z03" / "metadata.json").write_text('{"slice_thickness": 0.08,')
+    status, _ = _cli(capfd, "step", "estimate_xy_shifts", "--input", raw_copy, "--output", tmp_path / "shifts_xy.csv",
+                     "--metrics", tmp_path / "m.json")
+    assert status == 0
+    assert read_shifts_xy(tmp_path / "shifts_xy.csv") == read_shifts_xy(reference_run.out / "shifts_xy.csv")
+    status, printed = _cli(capfd, "step", "create_mosaic_grid", "--input", raw_copy, "--slice", "03", "--output", tmp_path / "o",
+                           "--metrics", tmp_path / "m3.json", "--axial_resolution", "8", "--failure_record", tmp_path / "z03.json")
+    assert status == EXIT_ERROR and "Traceback" not in printed
+    assert f"serialoct step: error: {raw_copy}/slice_z03/metadata.json: not valid JSON" in printed
+    assert (tmp_path / "z03.json").is_file() and not (tmp_path / "o").exists()
+
+
 @pytest.mark.slow  # two Snakemake passes; the step-level claims above are the fast version
 def test_a_broken_header_ends_the_run_with_its_path_after_recording_the_slice(raw_copy, harness, tmp_path):
     _edit_info(_tile(raw_copy, 2, 1, 0), nx=None)

@@ -199,8 +199,12 @@ class SliceGeometry:
 _SHARED_FIELDS = ("nx", "ny", "n_z", "n_repeat", "n_extra", "width_um", "height_um")
 
 
-def read_slice_geometry(tiles: SliceTiles) -> SliceGeometry:
+def read_slice_geometry(tiles: SliceTiles, *, with_metadata: bool = True) -> SliceGeometry:
     """Read every tile header of a slice and check that they agree.
+
+    ``with_metadata=False`` leaves ``metadata.json`` unread (``metadata`` is
+    empty): for a caller that needs only the tiles' geometry and stage
+    positions, which a damaged ``metadata.json`` must not stop.
 
     Raises
     ------
@@ -221,7 +225,7 @@ def read_slice_geometry(tiles: SliceTiles) -> SliceGeometry:
         if info.stage_x_mm is None or info.stage_y_mm is None:
             raise InputError(ref.path / "info.txt", "no stage_x_pos_mm / stage_y_pos_mm: the tile cannot be placed")
         stage[(ref.ix, ref.iy)] = (info.stage_x_mm, info.stage_y_mm)
-    return SliceGeometry(tiles=tiles, info=first, stage_mm=stage, metadata=slice_metadata(tiles))
+    return SliceGeometry(tiles=tiles, info=first, stage_mm=stage, metadata=slice_metadata(tiles) if with_metadata else {})
 
 
 def slice_metadata(tiles: SliceTiles) -> dict:

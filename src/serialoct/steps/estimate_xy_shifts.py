@@ -23,7 +23,9 @@ def run(args: argparse.Namespace) -> int:
     from serialoct.preproc.shifts import SliceStage, shifts_from_stage
 
     p = parameters_from_args(args, WORKFLOW, PARAMETERS)
-    geometries = [read_slice_geometry(s) for s in discover_slices(args.input, old_layout=p["use_old_folder_structure"]).values()]
+    # Stage positions only: a slice whose metadata.json is damaged fails its own mosaic step, not every slice's shifts.
+    slices = discover_slices(args.input, old_layout=p["use_old_folder_structure"]).values()
+    geometries = [read_slice_geometry(s, with_metadata=False) for s in slices]
     stages = [
         SliceStage(
             slice_id=g.slice_id,
