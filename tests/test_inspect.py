@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 
@@ -45,3 +46,19 @@ def test_a_reader_that_closes_the_output_ends_the_command_quietly(sample_acquisi
     assert command.wait(timeout=60) == BROKEN_PIPE_STATUS
     assert command.stderr.read() == b""
     command.stderr.close()
+
+
+def test_every_slice_preproc_would_refuse_is_listed_with_its_reason_and_a_gap_in_the_ids_is_named(tmp_path, capsys):
+    raw = tmp_path / "raw"
+    write_acquisition(raw, preset("tiny"), seed=0)
+    cut = next((raw / "slice_z02" / "tiles").glob("tile_*")) / "image_00000.bin"
+    cut.write_bytes(cut.read_bytes()[:1000])
+    (raw / "slice_z03" / "metadata.json").write_text("{bad")
+    shutil.rmtree(raw / "slice_z04")
+    assert main(["inspect", str(raw), "--axial_resolution", "8"]) == 2
+    captured = capsys.readouterr()
+    assert f"{raw}: 5 slice(s) 00, 01, 02, 03, 05 (missing: 04); " in captured.out
+    assert f"  slice 02: cannot be read: {cut}: 1,000 bytes is not a whole number of B-scans" in captured.out
+    assert f"  slice 03: cannot be read: {raw}/slice_z03/metadata.json: not valid JSON" in captured.out
+    assert sum(line.startswith("  slice ") and "grid 2 x 2" in line for line in captured.out.splitlines()) == 3
+    assert "serialoct inspect: error: 2 slice(s) cannot be read (02, 03)" in captured.err

@@ -27,6 +27,7 @@ from serialoct.io.tileinfo import TileInfo, format_info_text, read_info, tile_bi
 
 __all__ = [
     "read_raw_frames",
+    "checked_frame_files",
     "TileReader",
     "RawFrames",
     "decode_frames",
@@ -47,30 +48,11 @@ def read_raw_frames(tile_dir: str | os.PathLike, info: TileInfo | None = None, *
 
     Raises
     ------
-    InputError
-        If a file cannot be read.
-    FormatError
-        If a file's size is not a whole number of B-scans, or the frames do
-        not add up to ``ny * n_repeat``.
+    InputError, FormatError
+        As :func:`checked_frame_files`, or if a file cannot be read.
     """
     info = read_info(tile_dir) if info is None else info
-    files = tile_bin_files(tile_dir)
-    geometry = f"nx={info.nx} n_extra={info.n_extra} n_z={info.n_z}"
-    sizes = []
-    for path in files:
-        try:
-            size = path.stat().st_size
-        except OSError as exc:
-            raise InputError(path, f"cannot be read ({exc.strerror or exc})") from None
-        if size == 0 or size % info.frame_bytes:
-            raise FormatError(path, f"{size:,} bytes is not a whole number of B-scans of {info.frame_bytes:,} bytes ({geometry}; truncated?)")
-        sizes.append(size)
-    if sum(sizes) != info.n_frames * info.frame_bytes:
-        raise FormatError(
-            files[-1] if len(files) == 1 else tile_dir,
-            f"{sum(sizes):,} bytes in {len(files)} file(s), expected {info.n_frames * info.frame_bytes:,} for {geometry} "
-            f"ny={info.ny} n_repeat={info.n_repeat} (truncated or wrong header?)",
-        )
+    files, sizes = checked_frame_files(tile_dir, info)
     shape = (info.n_z, info.n_alines, info.n_frames)
     if out is None:
         try:
@@ -94,6 +76,37 @@ def read_raw_frames(tile_dir: str | os.PathLike, info: TileInfo | None = None, *
             raise InputError(path, f"cannot be read ({getattr(exc, 'strerror', None) or exc})") from None
         at += size
     return out.reshape(-1).reshape(shape, order="F")
+
+
+def checked_frame_files(tile_dir: str | os.PathLike, info: TileInfo) -> tuple[list[Path], list[int]]:
+    """A tile's ``.bin`` files and their sizes, checked against its header without reading them.
+
+    Raises
+    ------
+    InputError
+        If a file cannot be read.
+    FormatError
+        If a file's size is not a whole number of B-scans, or the frames do
+        not add up to ``ny * n_repeat``.
+    """
+    files = tile_bin_files(tile_dir)
+    geometry = f"nx={info.nx} n_extra={info.n_extra} n_z={info.n_z}"
+    sizes = []
+    for path in files:
+        try:
+            size = path.stat().st_size
+        except OSError as exc:
+            raise InputError(path, f"cannot be read ({exc.strerror or exc})") from None
+        if size == 0 or size % info.frame_bytes:
+            raise FormatError(path, f"{size:,} bytes is not a whole number of B-scans of {info.frame_bytes:,} bytes ({geometry}; truncated?)")
+        sizes.append(size)
+    if sum(sizes) != info.n_frames * info.frame_bytes:
+        raise FormatError(
+            files[-1] if len(files) == 1 else tile_dir,
+            f"{sum(sizes):,} bytes in {len(files)} file(s), expected {info.n_frames * info.frame_bytes:,} for {geometry} "
+            f"ny={info.ny} n_repeat={info.n_repeat} (truncated or wrong header?)",
+        )
+    return files, sizes
 
 
 class TileReader:
