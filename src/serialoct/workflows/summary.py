@@ -22,7 +22,16 @@ def summary_lines(config: Mapping[str, object], output: Path, elapsed_s: float, 
     except SerialOctError:
         rows = []
     stacked = [r.slice_id for r in rows if (r.use and not r.auto_excluded) or r.interpolated]
-    lines.append(f"  slices stacked: {len(stacked)}" + (f" ({stacked[0]}-{stacked[-1]})" if stacked else ""))
+    runs = _runs(stacked)
+    lines.append(f"  slices stacked: {len(stacked)}" + (f" ({_named(runs)})" if stacked else ""))
+    reported = {r.slice_id for r in rows if r.interpolation_failed}  # its own line below says why
+    for (_, before), (after, _) in zip(runs, runs[1:]):
+        first, last = before + 1, after - 1
+        if last > first:
+            lines.append(f"  slices {first:02d}-{last:02d} left empty in the volume "
+                         f"({last - first + 1} consecutive slices; only single missing slices are interpolated)")
+        elif f"{first:02d}" not in reported:
+            lines.append(f"  slice {first:02d} left empty in the volume")
     for r in rows:
         if r.interpolated:
             why = f"; {r.exclude_reason or r.auto_exclude_reason}" if r.exclude_reason or r.auto_exclude_reason else ""
@@ -48,6 +57,22 @@ def summary_lines(config: Mapping[str, object], output: Path, elapsed_s: float, 
     if config.get("generate_report") and report.is_file():
         lines.append(f"  QC report:   {report}")
     return lines
+
+
+def _runs(slice_ids: list[str]) -> list[tuple[int, int]]:
+    """Runs of consecutive slice numbers, as (first, last)."""
+    runs: list[tuple[int, int]] = []
+    for n in sorted(int(s) for s in slice_ids):
+        if runs and n == runs[-1][1] + 1:
+            runs[-1] = (runs[-1][0], n)
+        else:
+            runs.append((n, n))
+    return runs
+
+
+def _named(runs: list[tuple[int, int]]) -> str:
+    """``01, 04-05``."""
+    return ", ".join(f"{a:02d}" if a == b else f"{a:02d}-{b:02d}" for a, b in runs)
 
 
 def print_summary(config: Mapping[str, object], output: Path, result, *, where: str = "") -> None:
