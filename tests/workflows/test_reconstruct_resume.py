@@ -8,6 +8,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from serialoct.cli import main
@@ -77,3 +78,14 @@ def test_a_corrupted_slice_is_excluded_with_its_reason_while_the_others_are_stac
     assert not rows["03"].use and "resample_mosaic_grid" in rows["03"].exclude_reason
     stacked = {p["slice_id"]: p["source"] for p in open_ome_zarr(tmp_path / "out" / "stack" / "tiny.ome.zarr").extra_attrs["stacked_slices"]}
     assert {"01", "02", "04", "05"} <= set(stacked) and stacked.get("03") != "normalized"
+
+
+def test_folders_with_spaces_and_parentheses_give_the_same_volume(mosaics, reconstructed, tmp_path):
+    # Paths reach the jobs through shell commands: the slice table's path and the subject (named after the input
+    # folder, here "mosaics (1)") broke them unquoted.
+    spaced = Path(shutil.copytree(mosaics, tmp_path / "my data" / "mosaics (1)"))
+    out = tmp_path / "my data" / "out 1"
+    assert main(["reconstruct", "--input", str(spaced), "--output", str(out), "--resolution", RESOLUTION,
+                 "--cores", "2", "--processes", "1"]) == 0
+    volume = open_ome_zarr(out / "stack" / "mosaics (1).ome.zarr").read()
+    assert np.array_equal(volume, open_ome_zarr(reconstructed / "stack" / "tiny.ome.zarr").read())

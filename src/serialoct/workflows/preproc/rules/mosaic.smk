@@ -18,5 +18,5 @@ rule create_mosaic_grid:
         raw=lambda wc: raw_fingerprint(config, wc.slice),  # a changed tile reruns its slice
     shell:
         "SERIALOCT_MAX_CPUS={threads} {SERIALOCT} step create_mosaic_grid --input {RAW:q} --slice {wildcards.slice}"
-        " --output {output.zarr} --metrics {output.metrics} --failure_record {params.failure}"
-        " {params.options} > {log} 2>&1"
+        " --output {output.zarr:q} --metrics {output.metrics:q} --failure_record {params.failure}"
+        " {params.options} > {log:q} 2>&1"

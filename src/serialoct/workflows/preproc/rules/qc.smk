@@ -15,7 +15,7 @@ rule generate_aip:
     params:
         options=step_options(config, "generate_aip"),
     shell:
-        "SERIALOCT_MAX_CPUS={threads} {SERIALOCT} step generate_aip --input {input} --output {output} {params.options} > {log} 2>&1"
+        "SERIALOCT_MAX_CPUS={threads} {SERIALOCT} step generate_aip --input {input:q} --output {output:q} {params.options} > {log:q} 2>&1"
 
 
 rule preview_mosaic_grid:
@@ -31,4 +31,4 @@ rule preview_mosaic_grid:
         mem_mb=memory_mb("preview_mosaic_grid", config),
         runtime=runtime_min("preview_mosaic_grid"),
     shell:
-        "SERIALOCT_MAX_CPUS={threads} {SERIALOCT} step preview_mosaic_grid --input {input} --output {output} > {log} 2>&1"
+        "SERIALOCT_MAX_CPUS={threads} {SERIALOCT} step preview_mosaic_grid --input {input:q} --output {output:q} > {log:q} 2>&1"

@@ -13,8 +13,8 @@ rule estimate_xy_shifts:
         options=step_options(config, "estimate_xy_shifts"),
         raw=raw_fingerprint(config),  # a changed tile header reruns the shifts
     shell:
-        "SERIALOCT_MAX_CPUS={threads} {SERIALOCT} step estimate_xy_shifts --input {RAW:q} --output {output.csv} --metrics {output.metrics}"
-        " {params.options} > {log} 2>&1"
+        "SERIALOCT_MAX_CPUS={threads} {SERIALOCT} step estimate_xy_shifts --input {RAW:q} --output {output.csv:q} --metrics {output.metrics:q}"
+        " {params.options} > {log:q} 2>&1"
 
 
 rule generate_slice_config:
@@ -33,5 +33,5 @@ rule generate_slice_config:
     params:
         options=step_options(config, "generate_slice_config"),
     shell:
-        "SERIALOCT_MAX_CPUS={threads} {SERIALOCT} step generate_slice_config --input {RAW:q} --output {output.csv}"
-        " --mosaic_metrics {input.metrics} --failures {input.failures} {params.options} > {log} 2>&1"
+        "SERIALOCT_MAX_CPUS={threads} {SERIALOCT} step generate_slice_config --input {RAW:q} --output {output.csv:q}"
+        " --mosaic_metrics {input.metrics:q} --failures {input.failures:q} {params.options} > {log:q} 2>&1"

@@ -3,7 +3,7 @@
 
 
 def _table(paths):
-    return f"--slice_config {paths[0]}" if paths else ""
+    return f"--slice_config {shlex.quote(paths[0])}" if paths else ""
 
 
 rule analyze_shifts:
@@ -24,8 +24,8 @@ rule analyze_shifts:
     params:
         options=step_options(config, "analyze_shifts"),
     shell:
-        CAP + "{SERIALOCT} step analyze_shifts --shifts_xy {input:q} --output_dir analyze_shifts --metrics {output.metrics}"
-        " {params.options} > {log} 2>&1"
+        CAP + "{SERIALOCT} step analyze_shifts --shifts_xy {input:q} --output_dir analyze_shifts --metrics {output.metrics:q}"
+        " {params.options} > {log:q} 2>&1"
 
 
 rule auto_assess_quality:
@@ -46,8 +46,8 @@ rule auto_assess_quality:
         options=step_options(config, "auto_assess_quality"),
         table=lambda wc, input: _table(input.table),
     shell:
-        CAP + "{SERIALOCT} step auto_assess_quality --inputs {input.slices:q} {params.table} --output {output.table}"
-        " --metrics {output.metrics} {params.options} > {log} 2>&1"
+        CAP + "{SERIALOCT} step auto_assess_quality --inputs {input.slices:q} {params.table} --output {output.table:q}"
+        " --metrics {output.metrics:q} {params.options} > {log:q} 2>&1"
 
 
 rule detect_rehoming_events:
@@ -70,7 +70,7 @@ rule detect_rehoming_events:
         table=lambda wc, input: _table(input.table),
     shell:
         CAP + "{SERIALOCT} step detect_rehoming_events --shifts_xy {input.shifts:q} {params.table}"
-        " --output_dir detect_rehoming_events --metrics {output.metrics} {params.options} > {log} 2>&1"
+        " --output_dir detect_rehoming_events --metrics {output.metrics:q} {params.options} > {log:q} 2>&1"
 
 
 rule bring_to_common_space:
@@ -93,7 +93,7 @@ rule bring_to_common_space:
         table=lambda wc, input: _table(input.table),
     shell:
         CAP + "{SERIALOCT} step bring_to_common_space --inputs {input.slices:q} --shifts_xy {input.shifts:q} {params.table}"
-        " --output {output.space} --preview_dir common_space_previews --metrics {output.metrics} {params.options} > {log} 2>&1"
+        " --output {output.space:q} --preview_dir common_space_previews --metrics {output.metrics:q} {params.options} > {log:q} 2>&1"
 
 
 rule register_pairwise:
@@ -115,8 +115,8 @@ rule register_pairwise:
     params:
         options=step_options(config, "register_pairwise"),
     shell:
-        CAP + "{SERIALOCT} step register_pairwise --fixed {input.fixed} --moving {input.moving} --common_space {input.space}"
-        " --output {output.transform} --metrics {output.metrics} {params.options} > {log} 2>&1"
+        CAP + "{SERIALOCT} step register_pairwise --fixed {input.fixed:q} --moving {input.moving:q} --common_space {input.space:q}"
+        " --output {output.transform:q} --metrics {output.metrics:q} {params.options} > {log:q} 2>&1"
 
 
 rule interpolate_missing_slice:
@@ -139,8 +139,8 @@ rule interpolate_missing_slice:
         options=step_options(config, "interpolate_missing_slice"),
         table=lambda wc, input: _table(input.table),
     shell:
-        CAP + "{SERIALOCT} step interpolate_missing_slice --inputs {input.slices:q} --common_space {input.space} {params.table}"
-        " --output {output.manifest} --metrics {output.metrics} {params.options} > {log} 2>&1"
+        CAP + "{SERIALOCT} step interpolate_missing_slice --inputs {input.slices:q} --common_space {input.space:q} {params.table}"
+        " --output {output.manifest:q} --metrics {output.metrics:q} {params.options} > {log:q} 2>&1"
 
 
 rule export_manual_align:
@@ -161,5 +161,5 @@ rule export_manual_align:
     params:
         options=step_options(config, "export_manual_align"),
     shell:
-        CAP + "{SERIALOCT} step export_manual_align --inputs {input.slices:q} --common_space {input.space}"
-        " --transforms {input.transforms:q} --output_dir export_manual_align --metrics {output.metrics} {params.options} > {log} 2>&1"
+        CAP + "{SERIALOCT} step export_manual_align --inputs {input.slices:q} --common_space {input.space:q}"
+        " --transforms {input.transforms:q} --output_dir export_manual_align --metrics {output.metrics:q} {params.options} > {log:q} 2>&1"

@@ -18,8 +18,8 @@ rule analyze_rotation_drift:
     params:
         options=step_options(config, "analyze_rotation_drift"),
     shell:
-        CAP + "{SERIALOCT} step analyze_rotation_drift --transforms {input.transforms:q} --stack_metrics {input.stack}"
-        " --output_dir diagnostics/rotation_analysis --metrics {output.metrics} {params.options} > {log} 2>&1"
+        CAP + "{SERIALOCT} step analyze_rotation_drift --transforms {input.transforms:q} --stack_metrics {input.stack:q}"
+        " --output_dir diagnostics/rotation_analysis --metrics {output.metrics:q} {params.options} > {log:q} 2>&1"
 
 
 rule analyze_acquisition_rotation:
@@ -40,9 +40,9 @@ rule analyze_acquisition_rotation:
     params:
         options=step_options(config, "analyze_acquisition_rotation"),
     shell:
-        CAP + "{SERIALOCT} step analyze_acquisition_rotation --shifts_xy {input.shifts:q} --common_space {input.space}"
-        " --transforms {input.transforms:q} --output_dir diagnostics/acquisition_rotation --metrics {output.metrics}"
-        " {params.options} > {log} 2>&1"
+        CAP + "{SERIALOCT} step analyze_acquisition_rotation --shifts_xy {input.shifts:q} --common_space {input.space:q}"
+        " --transforms {input.transforms:q} --output_dir diagnostics/acquisition_rotation --metrics {output.metrics:q}"
+        " {params.options} > {log:q} 2>&1"
 
 
 rule stitch_motor_only:
@@ -62,8 +62,8 @@ rule stitch_motor_only:
     params:
         options=step_options(config, "stitch_motor_only"),
     shell:
-        CAP + "{SERIALOCT} step stitch_motor_only --input {input:q} --output {output.zarr} --slice {wildcards.slice}"
-        " --metrics {output.metrics} {params.options} > {log} 2>&1"
+        CAP + "{SERIALOCT} step stitch_motor_only --input {input:q} --output {output.zarr:q} --slice {wildcards.slice}"
+        " --metrics {output.metrics:q} {params.options} > {log:q} 2>&1"
 
 
 rule compare_stitching:
@@ -83,8 +83,8 @@ rule compare_stitching:
     params:
         options=step_options(config, "compare_stitching"),
     shell:
-        CAP + "{SERIALOCT} step compare_stitching --motor_only {input.motor} --refined {input.refined} --slice {wildcards.slice}"
-        " --output_dir diagnostics/stitch_comparison --metrics {output.metrics} {params.options} > {log} 2>&1"
+        CAP + "{SERIALOCT} step compare_stitching --motor_only {input.motor:q} --refined {input.refined:q} --slice {wildcards.slice}"
+        " --output_dir diagnostics/stitch_comparison --metrics {output.metrics:q} {params.options} > {log:q} 2>&1"
 
 
 rule stack_motor_only:
@@ -106,5 +106,5 @@ rule stack_motor_only:
     params:
         options=step_options(config, "stack_motor_only"),
     shell:
-        CAP + "{SERIALOCT} step stack_motor_only --inputs {input.slices:q} --common_space {input.space} --slice_config {input.table}"
-        " --output {output.zarr} --metrics {output.metrics} {params.options} > {log} 2>&1"
+        CAP + "{SERIALOCT} step stack_motor_only --inputs {input.slices:q} --common_space {input.space:q} --slice_config {input.table:q}"
+        " --output {output.zarr:q} --metrics {output.metrics:q} {params.options} > {log:q} 2>&1"

@@ -21,7 +21,7 @@ rule auto_exclude_slices:
         slices=TARGETS["slices"],
     shell:
         CAP + "{SERIALOCT} step auto_exclude_slices --transforms {input.transforms:q} {params.table} --slices {params.slices}"
-        " --output {output.table} --metrics {output.metrics} {params.options} > {log} 2>&1"
+        " --output {output.table:q} --metrics {output.metrics:q} {params.options} > {log:q} 2>&1"
 
 
 rule finalise_interpolation:
@@ -47,7 +47,7 @@ rule finalise_interpolation:
         failures=" ".join(failure_record(s) for s in sorted(SKIP)),
     shell:
         CAP + "{SERIALOCT} step finalise_interpolation --inputs {input.slices:q} {params.manifest} {params.table}"
-        " --failures {params.failures} --output {output.table} --metrics {output.metrics} {params.options} > {log} 2>&1"
+        " --failures {params.failures} --output {output.table:q} --metrics {output.metrics:q} {params.options} > {log:q} 2>&1"
 
 
 rule stack:
@@ -72,9 +72,9 @@ rule stack:
     params:
         options=step_options(config, "stack"),
     shell:
-        CAP + "{SERIALOCT} step stack --inputs {input.slices:q} --common_space {input.space} --slice_config {input.table}"
-        " --interpolation {input.manifest} --transforms {input.transforms:q} --output {output.zarr} --metrics {output.metrics}"
-        " {params.options} > {log} 2>&1"
+        CAP + "{SERIALOCT} step stack --inputs {input.slices:q} --common_space {input.space:q} --slice_config {input.table:q}"
+        " --interpolation {input.manifest:q} --transforms {input.transforms:q} --output {output.zarr:q} --metrics {output.metrics:q}"
+        " {params.options} > {log:q} 2>&1"
 
 
 rule correct_bias_field:
@@ -94,8 +94,8 @@ rule correct_bias_field:
     params:
         options=step_options(config, "correct_bias_field"),
     shell:
-        CAP + "{SERIALOCT} step correct_bias_field --input {input} --output {output.zarr} --metrics {output.metrics}"
-        " {params.options} > {log} 2>&1"
+        CAP + "{SERIALOCT} step correct_bias_field --input {input:q} --output {output.zarr:q} --metrics {output.metrics:q}"
+        " {params.options} > {log:q} 2>&1"
 
 
 rule align_to_ras:
@@ -115,8 +115,8 @@ rule align_to_ras:
     params:
         options=step_options(config, "align_to_ras"),
     shell:
-        CAP + "{SERIALOCT} step align_to_ras --input {input} --output {output.zarr} --metrics {output.metrics}"
-        " {params.options} > {log} 2>&1"
+        CAP + "{SERIALOCT} step align_to_ras --input {input:q} --output {output.zarr:q} --metrics {output.metrics:q}"
+        " {params.options} > {log:q} 2>&1"
 
 
 rule generate_report:
@@ -137,5 +137,5 @@ rule generate_report:
         options=step_options(config, "generate_report"),
         html=lambda wc, output: str(output.report).removesuffix(".zip") + (".html" if str(output.report).endswith(".zip") else ""),
     shell:
-        CAP + "{SERIALOCT} step generate_report --run_dir . --output {params.html} --readme {output.readme}"
-        " --metrics {output.metrics} {params.options} > {log} 2>&1"
+        CAP + "{SERIALOCT} step generate_report --run_dir . --output {params.html:q} --readme {output.readme:q}"
+        " --metrics {output.metrics:q} {params.options} > {log:q} 2>&1"

@@ -14,8 +14,8 @@ rule estimate_global_transform:
     params:
         options=step_options(config, "estimate_global_transform"),
     shell:
-        CAP + "{SERIALOCT} step estimate_global_transform --inputs {input:q} --output {output}"
-        " {params.options} > {log} 2>&1"
+        CAP + "{SERIALOCT} step estimate_global_transform --inputs {input:q} --output {output:q}"
+        " {params.options} > {log:q} 2>&1"
 
 
 rule stitch_3d_with_refinement:
@@ -38,9 +38,9 @@ rule stitch_3d_with_refinement:
         transform=lambda wc, input: f"--global_transform {input.transform}" if input.transform else "",
         failure=lambda wc: failure_record(wc.slice),
     shell:
-        CAP + "{SERIALOCT} step stitch_3d_with_refinement --input {input.grid:q} --output {output.zarr}"
-        " --slice {wildcards.slice} --metrics {output.metrics} --failure_record {params.failure} {params.transform}"
-        " {params.options} > {log} 2>&1"
+        CAP + "{SERIALOCT} step stitch_3d_with_refinement --input {input.grid:q} --output {output.zarr:q}"
+        " --slice {wildcards.slice} --metrics {output.metrics:q} --failure_record {params.failure} {params.transform}"
+        " {params.options} > {log:q} 2>&1"
 
 
 rule preview_stitched_slice:
@@ -58,4 +58,4 @@ rule preview_stitched_slice:
     params:
         options=step_options(config, "generate_aip"),
     shell:
-        CAP + "{SERIALOCT} step generate_aip --input {input} --output {output} {params.options} > {log} 2>&1"
+        CAP + "{SERIALOCT} step generate_aip --input {input:q} --output {output:q} {params.options} > {log:q} 2>&1"
