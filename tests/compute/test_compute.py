@@ -88,3 +88,16 @@ def test_gpu_request_without_cupy_falls_back_with_one_warning(monkeypatch, caplo
     assert first.xp is np and second.xp is np
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1 and "running on CPU" in warnings[0].getMessage()
+
+
+def test_a_local_run_asking_for_the_gpu_without_one_says_so_before_any_job(monkeypatch, sample_acquisition, tmp_path, capsys):
+    from serialoct.cli import main
+
+    monkeypatch.setitem(sys.modules, "cupy", None)
+    assert main(["preproc", "--input", str(sample_acquisition), "--output", str(tmp_path / "out"), "--use_gpu", "true",
+                 "--dry-run"]) == 0
+    captured = capsys.readouterr()
+    said = "warning: use_gpu is set but CuPy is not installed (cupy); install serialoct[gpu]: every step runs on the CPU"
+    assert said in captured.err.splitlines() and f"  {said}" in captured.out.splitlines()
+    assert main(["preproc", "--input", str(sample_acquisition), "--output", str(tmp_path / "out"), "--dry-run"]) == 0
+    assert "use_gpu" not in capsys.readouterr().err

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from serialoct.commands.workflow_options import add_workflow_arguments, execution_from, overrides_from
+from serialoct.commands.workflow_options import add_workflow_arguments, execution_from, gpu_warning, overrides_from
 
 WORKFLOW = "preproc"
 
@@ -24,14 +24,15 @@ def run(args: argparse.Namespace) -> int:
     from serialoct.io.acquisition import depth_warning, discover_slices
 
     execution = execution_from(args)
-    config = resolve(WORKFLOW, overrides_from(args, WORKFLOW))
+    overrides = overrides_from(args, WORKFLOW)
+    config = resolve(WORKFLOW, overrides)
     # Snakemake runs inside the output folder: every path it sees must be absolute.
     config["input"] = str(Path(config["input"]).resolve())
     config["output"] = str(Path(config["output"]).resolve())
     slices = discover_slices(config["input"], old_layout=config["use_old_folder_structure"])  # a clear error before any work
-    shallow = depth_warning(slices, config["axial_resolution"])
-    if shallow:
-        print(f"warning: {shallow}", file=sys.stderr)
+    warnings = [w for w in (depth_warning(slices, config["axial_resolution"]), gpu_warning(overrides, config, execution)) if w]
+    for warning in warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     # A cluster job gets its rule's threads; only a local run shares this machine's cores.
     cores = (args.cores or cpu_budget(config["max_cpus"] or 0, config["reserved_cpus"])) if execution.is_local else None
     output = Path(config["output"])
@@ -57,8 +58,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"  {len(mosaics)} mosaic grid(s), shifts_xy.csv" + (", slice_config.csv" if config["generate_slice_config"] else ""))
         if report:
             print(f"  report: {Path(report).resolve()}")
-    if shallow:
-        print(f"  warning: {shallow}")
+    for warning in warnings:
+        print(f"  warning: {warning}")
     if args.dag:
         print(f"  DAG of jobs: {Path(args.dag).resolve()}")
     raise_for(result, output)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from serialoct.commands.workflow_options import add_workflow_arguments, execution_from, overrides_from
+from serialoct.commands.workflow_options import add_workflow_arguments, execution_from, gpu_warning, overrides_from
 
 WORKFLOW = "reconst_3d"
 
@@ -116,7 +116,7 @@ def _check_tables(config: dict, slice_ids: list[str]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
+    import sys
 
     from serialoct.compute.cpu import cpu_budget
     from serialoct.params import resolve
@@ -124,11 +124,15 @@ def run(args: argparse.Namespace) -> int:
     from serialoct.workflows.summary import print_summary
 
     execution = execution_from(args)
-    config = resolve_paths(resolve(WORKFLOW, overrides_from(args, WORKFLOW), preset=args.preset))
+    overrides = overrides_from(args, WORKFLOW)
+    config = resolve_paths(resolve(WORKFLOW, overrides, preset=args.preset))
     if execution.is_local:
         cores = args.cores or (cpu_budget(config["max_cpus"], config["reserved_cpus"]) if config["enable_cpu_limits"] else cpu_budget(0, 0))
     else:
         cores = None
+    gpu = gpu_warning(overrides, config, execution)
+    if gpu:
+        print(f"warning: {gpu}", file=sys.stderr)
     output = Path(config["output"])
     execution = execution.with_binds(*{str(Path(f).parent) if Path(f).is_file() else f for f in
                                        (config["input"], config["shifts_xy"], config["slice_config"], config["atlas_path"],
@@ -139,6 +143,8 @@ def run(args: argparse.Namespace) -> int:
                           run_info={"preset": args.preset})
     if not args.dry_run:
         print_summary(config, output, result, where="" if execution.is_local else f" on {execution.executor}")
+        if gpu:
+            print(f"  warning: {gpu}")
     if args.dag:
         print(f"  DAG of jobs: {Path(args.dag).resolve()}")
     raise_for(result, output)

@@ -83,3 +83,18 @@ def overrides_from(args: argparse.Namespace, workflow: str) -> dict[str, object]
         values.update(loaded)
     values.update({name: getattr(args, name) for name in registry(workflow) if getattr(args, name) is not None})
     return values
+
+
+def gpu_warning(overrides: dict[str, object], config: dict[str, object], execution: Execution) -> str | None:
+    """Why a local run whose ``use_gpu`` was asked for (``--use_gpu true`` or the config file) will run on the CPU, or None.
+
+    Said once, before any job, instead of only in every job's log. The
+    default (true) falls back quietly: most machines have no GPU. A cluster
+    or container run is not checked: its jobs run where CuPy may be.
+    """
+    if "use_gpu" not in overrides or not config["use_gpu"] or not execution.is_local or execution.container:
+        return None
+    from serialoct.compute.backend import gpu_problem
+
+    problem = gpu_problem()
+    return None if problem is None else f"use_gpu is set but {problem}: every step runs on the CPU"

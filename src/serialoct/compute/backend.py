@@ -10,7 +10,7 @@ import logging
 from dataclasses import dataclass
 from types import ModuleType
 
-__all__ = ["Backend", "get_backend", "to_numpy"]
+__all__ = ["Backend", "get_backend", "gpu_problem", "to_numpy"]
 
 log = logging.getLogger(__name__)
 _warned = False
@@ -58,6 +58,12 @@ def _gpu_or_reason() -> Backend | str:
     except Exception as exc:  # CUDA driver errors come in several types
         return f"CUDA is not usable ({exc})"
     return Backend(cupy, is_gpu=True)
+
+
+def gpu_problem() -> str | None:
+    """Why ``use_gpu`` would fall back to the CPU in this environment, or None when a GPU is usable."""
+    found = _gpu_or_reason()
+    return None if isinstance(found, Backend) else found
 
 
 def get_backend(use_gpu: bool) -> Backend:
