@@ -53,6 +53,10 @@ def _configure_logging(verbose: bool) -> None:
 
 #: Exit status of a command whose reader closed its output (128 + SIGPIPE, as the shell reports such a command).
 BROKEN_PIPE_STATUS = 141
+#: Exit status of a command stopped by Ctrl-C (128 + SIGINT).
+INTERRUPTED_STATUS = 130
+#: Commands that run a workflow: run again, they do only what is missing.
+RESUMABLE = ("preproc", "reconstruct", "demo")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -90,6 +94,10 @@ def run_command(argv: list[str]) -> int:
     except SerialOctError as exc:
         print(f"serialoct {name}: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        resumes = "; the same command resumes where it stopped" if name in RESUMABLE else ""
+        print(f"\nserialoct {name}: interrupted{resumes}", file=sys.stderr)
+        return INTERRUPTED_STATUS
 
 
 if __name__ == "__main__":  # pragma: no cover

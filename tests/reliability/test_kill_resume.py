@@ -11,6 +11,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from serialoct.io.atomic import atomic_output, remove_stale_temporaries
 
 MIN_KILLS = 5
@@ -163,3 +165,29 @@ def test_a_killed_runs_worker_that_does_not_end_is_killed(tmp_path):
     worker = _pretend_worker(out, 60)
     assert end_orphaned_workers(out, timeout_s=0.3) == 1
     assert worker.wait(timeout=5) == -signal.SIGKILL
+
+
+@pytest.mark.parametrize("reaches", ["the whole group", "serialoct alone"])
+def test_a_ctrl_c_stops_the_run_cleanly_and_the_same_command_resumes_it(reference_run, harness, tmp_path, reaches):
+    # A terminal's Ctrl-C reaches every process of the run; `kill -INT` reaches serialoct alone, which passes it on.
+    raw, out = reference_run.raw, tmp_path / "out"
+    for _ in range(3):  # the interrupt must come while jobs run: once the first slice is done
+        shutil.rmtree(out, ignore_errors=True)
+        run = subprocess.Popen(harness.command(raw, out), start_new_session=True, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 60
+        while not any(out.glob("metrics/create_mosaic_grid_z*.json")) and run.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        (os.killpg if reaches == "the whole group" else os.kill)(run.pid, signal.SIGINT)
+        stdout, stderr = run.communicate(timeout=120)
+        if run.returncode != 0:
+            break
+    assert run.returncode == 130, stderr[-3000:]
+    assert stderr.endswith("serialoct preproc: interrupted; the same command resumes where it stopped\n")
+    assert "Traceback" not in stderr
+    assert not (out / ".serialoct" / "run.pid").exists()  # the claim ends with Snakemake, not before it
+
+    done = subprocess.run(harness.command(raw, out), capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert harness.outputs(out) == reference_run.digests
+    assert harness.temporaries(out) == []

@@ -261,13 +261,54 @@ def _snakemake(
     command += list(extra)
     log.debug("running %s", " ".join(command))
     if not sys.stderr.isatty() or log.isEnabledFor(logging.DEBUG):
-        return subprocess.run(command, cwd=output, env=env).returncode
+        with subprocess.Popen(command, cwd=output, env=env) as proc:
+            try:
+                return proc.wait()
+            except KeyboardInterrupt:
+                _stop_interrupted(proc)
+                raise
     # In a terminal: a progress bar instead of Snakemake's block of lines per job.
+    import threading
+
     from serialoct.workflows.progress import follow
 
     with subprocess.Popen(command, cwd=output, env=env, stderr=subprocess.PIPE, text=True, bufsize=1) as proc:
-        follow(proc.stderr, sys.stderr, bar=True)
+        try:
+            follow(proc.stderr, sys.stderr, bar=True)
+        except KeyboardInterrupt:
+            # Snakemake's last lines (which jobs it stopped) go on to the terminal while it stops.
+            threading.Thread(target=follow, args=(proc.stderr, sys.stderr), kwargs={"bar": False}, daemon=True).start()
+            _stop_interrupted(proc)
+            raise
     return proc.returncode
+
+
+#: Seconds Snakemake gets to stop its jobs after a Ctrl-C before it is killed.
+INTERRUPT_GRACE_S = 60.0
+
+
+def _stop_interrupted(proc: subprocess.Popen) -> None:
+    """After a Ctrl-C, let Snakemake stop its running jobs and mark their outputs incomplete, then return.
+
+    A terminal's Ctrl-C reaches Snakemake as well; a ``kill -INT`` of
+    serialoct alone does not, so it is passed on when Snakemake is still
+    running a second later. Only a Snakemake that has not stopped after
+    :data:`INTERRUPT_GRACE_S` is killed. Returning at once (as
+    ``subprocess.run`` does, killing Snakemake a quarter of a second later)
+    would end the run's claim on the output folder while jobs still write in
+    it, and could leave half-written outputs unmarked.
+    """
+    try:
+        proc.wait(timeout=1.0)
+        return
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(timeout=INTERRUPT_GRACE_S)
+    except subprocess.TimeoutExpired:
+        log.warning("Snakemake did not stop within %.0f s of the interrupt: killed", INTERRUPT_GRACE_S)
+        proc.kill()
+        proc.wait()
 
 
 def _snakemake_query(workflow: str, output: Path, config_file: Path, extra: Sequence[str]) -> subprocess.CompletedProcess:
