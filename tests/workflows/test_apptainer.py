@@ -18,15 +18,15 @@ HERE = Path(__file__).parent
 
 @pytest.fixture(scope="module")
 def container_run(tmp_path_factory):
-    root = tmp_path_factory.mktemp("apptainer")
+    root = tmp_path_factory.mktemp("apptainer") / "lab data (2026)"  # paths reach the container's command line
     write_acquisition(root / "raw", preset("tiny"), seed=0)
     bin_dir, state = root / "bin", root / "state"
-    bin_dir.mkdir()
+    bin_dir.mkdir(parents=True)
     state.mkdir()
     fake = bin_dir / "apptainer"
     fake.write_text(f"#!/bin/sh\nexec {sys.executable} {HERE / 'fake_apptainer.py'} \"$@\"\n")
     fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
-    image = root / "serialoct.sif"
+    image = root.parent / "serialoct.sif"  # Snakemake refuses an image path with a space (see below)
     image.write_bytes(b"not a real image")
     env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
            "FAKE_APPTAINER_STATE": str(state)}
@@ -50,7 +50,8 @@ def test_every_step_runs_through_apptainer_exec_with_the_image_and_the_folders_b
     for call in steps:
         assert str(image) in call
         assert f"{sys.executable} -m serialoct" not in call[-1]  # the image's own serialoct, not the host's interpreter
-        assert f"{root / 'raw'}" in " ".join(call) and f"{root / 'out'}" in " ".join(call)
+        binds = call[call.index("--bind") + 1].split(",")
+        assert str(root / "raw") in binds and str(root / "out") in binds
 
 
 def test_a_missing_image_is_refused_before_any_work(tmp_path, capsys):
@@ -58,3 +59,14 @@ def test_a_missing_image_is_refused_before_any_work(tmp_path, capsys):
 
     assert main(["preproc", "--input", str(tmp_path), "--output", str(tmp_path / "out"), "--use_apptainer", str(tmp_path / "no.sif")]) == 2
     assert "Apptainer image not found" in capsys.readouterr().err
+
+
+def test_an_image_whose_path_holds_a_space_is_refused_before_any_work(tmp_path, capsys):
+    from serialoct.cli import main
+
+    image = tmp_path / "my images" / "serialoct.sif"
+    image.parent.mkdir()
+    image.write_bytes(b"not a real image")
+    assert main(["preproc", "--input", str(tmp_path), "--output", str(tmp_path / "out"), "--use_apptainer", str(image)]) == 2
+    assert f"{image}: Snakemake cannot run an Apptainer image whose path holds a space" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

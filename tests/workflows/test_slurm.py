@@ -89,7 +89,7 @@ def install_fake_slurm(bin_dir: Path) -> None:
 @pytest.fixture(scope="module")
 def slurm_run(tmp_path_factory) -> SlurmRun:
     """A tiny acquisition preprocessed with ``--executor slurm`` and a site profile, on the fake cluster."""
-    root = tmp_path_factory.mktemp("slurm")
+    root = tmp_path_factory.mktemp("slurm") / "lab data (2026)"  # paths reach sbatch and the job scripts
     write_acquisition(root / "raw", preset("tiny"), seed=0)
     install_fake_slurm(root / "bin")
     (root / "state").mkdir()

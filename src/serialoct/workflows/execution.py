@@ -17,6 +17,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
+import shlex
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -101,7 +102,8 @@ class Execution:
         if self.container is not None:
             args += ["--software-deployment-method", "apptainer"]
             if self.binds:
-                args += ["--apptainer-args", "--bind " + ",".join(self.binds)]
+                # Snakemake pastes these into the job's shell command as they are
+                args += ["--apptainer-args", "--bind " + shlex.quote(",".join(self.binds))]
         return args
 
     def with_binds(self, *folders: str | os.PathLike) -> Execution:
@@ -230,14 +232,20 @@ def _container_image(image: str) -> str:
     Raises
     ------
     InputError
-        A local image file that does not exist.
+        A local image file that does not exist, or an image whose path holds
+        whitespace (Snakemake refuses it, after building the DAG).
     """
     if "://" in image:
-        return image
-    path = Path(image).expanduser()
-    if not path.is_file():
-        raise InputError(path, "Apptainer image not found (give a .sif file or a docker:// URI; see docs/running.md)")
-    return str(path.resolve())
+        found = image
+    else:
+        path = Path(image).expanduser()
+        if not path.is_file():
+            raise InputError(path, "Apptainer image not found (give a .sif file or a docker:// URI; see docs/running.md)")
+        found = str(path.resolve())
+    if any(c.isspace() for c in found):
+        raise InputError(found, "Snakemake cannot run an Apptainer image whose path holds a space: "
+                                "move it, or link it (ln -s) from a path without one")
+    return found
 
 
 def dag_command(path: str | os.PathLike) -> tuple[str, list[str] | None]:
