@@ -67,3 +67,26 @@ def test_a_job_declares_only_its_own_steps_options_and_an_unknown_step_lists_the
         main(["step", "generate_aipx"])
     err = capsys.readouterr().err
     assert "invalid choice" in err and all(name in err for name in STEPS)
+
+
+@pytest.mark.parametrize(
+    ("command", "given", "message"),
+    [
+        ("reconstruct", "raw", "{raw}: this is a raw acquisition: run serialoct preproc on it, then reconstruct its output folder"),
+        ("reconstruct", "nothing", "{nothing}: input folder not found (the output folder of serialoct preproc)"),
+        ("preproc", "mosaics", "{mosaics}: no slice_zNN/tiles/tile_xNN_yNN_zNN folders found (it holds mosaic grids, "
+                               "preprocessing's output: give it to serialoct reconstruct)"),
+        ("preproc", "flat", "{flat}: no slice_zNN/tiles/tile_xNN_yNN_zNN folders found (its tiles are directly inside: "
+                            "the flat layout, set use_old_folder_structure true)"),
+    ],
+)
+def test_a_folder_given_to_the_wrong_command_is_refused_saying_what_it_holds(sample_acquisition, tmp_path, capsys, command, given, message):
+    import shutil
+
+    folders = {"raw": sample_acquisition, "nothing": tmp_path / "nothing", "mosaics": tmp_path / "mosaics", "flat": tmp_path / "flat"}
+    (folders["mosaics"] / "mosaic_grid_3d_z00.ome.zarr").mkdir(parents=True)
+    for tile in (sample_acquisition / "slice_z00" / "tiles").iterdir():
+        shutil.copytree(tile, folders["flat"] / tile.name)
+    assert main([command, "--input", str(folders[given]), "--output", str(tmp_path / "out")]) == 2
+    assert f"serialoct {command}: error: {message.format(**folders)}" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

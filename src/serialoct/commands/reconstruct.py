@@ -37,9 +37,13 @@ def resolve_paths(config: dict) -> dict:
 
     config = dict(config)
     folder = Path(config["input"]).resolve()
+    if not folder.is_dir():
+        raise InputError(folder, "input folder not found (the output folder of serialoct preproc)")
     config["input"], config["output"] = str(folder), str(Path(config["output"]).resolve())
     shifts = Path(config["shifts_xy"]) if config["shifts_xy"] else folder / "shifts_xy.csv"
     if not shifts.is_file():
+        if any(folder.glob("slice_z*/tiles")) or any(folder.glob("tile_x*_y*_z*")):
+            raise InputError(folder, "this is a raw acquisition: run serialoct preproc on it, then reconstruct its output folder")
         raise InputError(shifts, "shifts_xy.csv not found (give --shifts_xy, or run serialoct preproc into the input folder)")
     config["shifts_xy"] = str(shifts.resolve())
     table = Path(config["slice_config"]) if config["slice_config"] else folder / "slice_config.csv"

@@ -134,9 +134,17 @@ def discover_slices(root: str | os.PathLike, *, old_layout: bool = False, only: 
         tiles[(ix, iy)] = path
     if not by_slice and only is None:
         layout = "tile_xNN_yNN_zNN folders" if old_layout else "slice_zNN/tiles/tile_xNN_yNN_zNN folders"
-        hint = "" if old_layout else " (flat layout? set use_old_folder_structure)"
-        raise InputError(root, f"no {layout} found{hint}")
+        raise InputError(root, f"no {layout} found{_layout_hint(root, old_layout)}")
     return {sid: _slice_tiles(sid, by_slice[sid]) for sid in sorted(by_slice)}
+
+
+def _layout_hint(root: Path, old_layout: bool) -> str:
+    """What a folder without tiles holds instead, as a hint for the error."""
+    if any(root.glob("mosaic_grid_3d_z*.ome.zarr")):
+        return " (it holds mosaic grids, preprocessing's output: give it to serialoct reconstruct)"
+    if not old_layout and any(TILE_DIR_RE.match(p.name) for p in root.glob("tile_x*")):
+        return " (its tiles are directly inside: the flat layout, set use_old_folder_structure true)"
+    return "" if old_layout else " (flat layout? set use_old_folder_structure)"
 
 
 def _slice_tiles(slice_id: str, tiles: dict[tuple[int, int], Path]) -> SliceTiles:
