@@ -61,3 +61,24 @@ def test_reconstruction_refuses_an_interface_crop_shallower_than_one_cut(shallow
     assert main(["reconstruct", "--input", str(pp), "--output", str(tmp_path / "out"), "--crop_interface_out_depth", "5",
                  "--registration_slicing_interval_mm", "0.01"]) == 2
     assert "crop_interface_out_depth = 5 µm keeps less than one cut (registration_slicing_interval_mm = 0.01)" in capsys.readouterr().err
+
+
+def test_one_slice_recorded_with_a_shorter_depth_range_is_named_with_the_remedy(tmp_path, capsys):
+    import numpy as np
+
+    config = preset("tiny")  # 32 samples of 8 µm: 256 µm
+    write_acquisition(tmp_path / "raw", config, seed=0)
+    n_z, n_alines = config.tile_shape[0], config.tile_shape[1] + config.n_extra
+    for tile in (tmp_path / "raw" / "slice_z03" / "tiles").iterdir():  # slice 03 keeps its first 24 samples: 192 µm
+        for path in tile.glob("image_*.bin"):
+            frames = np.fromfile(path, dtype="<f4").reshape(n_z, n_alines, -1, order="F")
+            frames[:24].reshape(-1, order="F").tofile(path)
+        info = tile / "info.txt"
+        info.write_text(info.read_text().replace("bottom_z: 31", "bottom_z: 23"))
+    pp = tmp_path / "pp"
+    assert main(["preproc", "--input", str(tmp_path / "raw"), "--output", str(pp), "--axial_resolution", "8"]) == 0
+    capsys.readouterr()
+    assert main(["reconstruct", "--input", str(pp), "--output", str(tmp_path / "out"), "--registration_slicing_interval_mm", "0.2"]) == 2
+    assert (f"{pp}: slice(s) 03 image less depth than one cut (registration_slicing_interval_mm = 0.2): 03: 192 µm, "
+            "where slice 01 images 256 µm") in capsys.readouterr().err
+    assert not (tmp_path / "out" / "logs").exists()

@@ -63,45 +63,58 @@ def resolve_paths(config: dict) -> dict:
     config["subject_name"] = subject_name(config)
     slice_ids = reconst_slices(config)
     _check_tables(config, slice_ids)  # clear errors before any work
-    check_slice_depth(config, slice_ids[0])
+    check_slice_depth(config, slice_ids)
     return config
 
 
-def check_slice_depth(config: dict, slice_id: str) -> None:
+def check_slice_depth(config: dict, slice_ids: list[str]) -> None:
     """Refuse mosaic grids that image less depth than one cut, before any work.
 
     Consecutive slices overlap in depth only when each images more than the
-    cut thickness (``registration_slicing_interval_mm``); otherwise every pair
-    registration fails, hours into a run. The usual cause is preprocessing run
-    with the wrong ``axial_resolution``, which the raw tiles do not record.
+    cut thickness (``registration_slicing_interval_mm``); otherwise their pair
+    registration fails, into a run. The usual cause is preprocessing run with
+    the wrong ``axial_resolution``, which the raw tiles do not record; a few
+    shallow slices among deep ones were recorded with another depth range.
     ``crop_interface_out_depth`` set below the cut thickness is refused too.
 
     Raises
     ------
     InputError
-        The mosaic grid of ``slice_id`` is shallower than one cut.
+        A slice's mosaic grid is shallower than one cut.
     ParameterError
         ``crop_interface_out_depth`` keeps less than one cut.
     """
     from serialoct.errors import InputError, ParameterError
     from serialoct.io.omezarr import open_ome_zarr
 
-    cut_um = float(config["registration_slicing_interval_mm"]) * 1000.0
+    interval = config["registration_slicing_interval_mm"]
+    cut_um = float(interval) * 1000.0
     if float(config["crop_interface_out_depth"]) < cut_um:
         raise ParameterError(
             f"crop_interface_out_depth = {config['crop_interface_out_depth']:g} µm keeps less than one cut "
-            f"(registration_slicing_interval_mm = {config['registration_slicing_interval_mm']:g}): consecutive slices "
-            "would not overlap in depth")
-    path = Path(config["input"]) / f"mosaic_grid_3d_z{slice_id}.ome.zarr"
-    image = open_ome_zarr(path)
-    n_planes, axial_um = image.level(0).shape[0], image.voxel_size_mm()[0] * 1000.0
-    if n_planes * axial_um < cut_um:
+            f"(registration_slicing_interval_mm = {interval:g}): consecutive slices would not overlap in depth")
+    depth = {}
+    for slice_id in slice_ids:
+        image = open_ome_zarr(Path(config["input"]) / f"mosaic_grid_3d_z{slice_id}.ome.zarr")
+        depth[slice_id] = (image.level(0).shape[0], image.voxel_size_mm()[0] * 1000.0, image.path)
+    shallow = [s for s, (n, axial_um, _) in depth.items() if n * axial_um < cut_um]
+    if not shallow:
+        return
+    n, axial_um, path = depth[shallow[0]]
+    if len(shallow) == len(slice_ids):
         raise InputError(
-            path, f"images {n_planes * axial_um:.0f} µm in depth ({n_planes} planes of {axial_um:g} µm), less than one cut "
-            f"(registration_slicing_interval_mm = {config['registration_slicing_interval_mm']:g}): consecutive slices would "
-            "not overlap in depth, so they can be neither registered nor stacked. If the axial voxel size is wrong, rerun "
-            "serialoct preproc with the instrument's --axial_resolution (the raw tiles do not record it); if the cut "
-            "thickness is, give the right one with --registration_slicing_interval_mm")
+            path, f"images {n * axial_um:.0f} µm in depth ({n} planes of {axial_um:g} µm), less than one cut "
+            f"(registration_slicing_interval_mm = {interval:g}): consecutive slices would not overlap in depth, so they "
+            "can be neither registered nor stacked. If the axial voxel size is wrong, rerun serialoct preproc with the "
+            "instrument's --axial_resolution (the raw tiles do not record it); if the cut thickness is, give the right "
+            "one with --registration_slicing_interval_mm")
+    deep = next(s for s in slice_ids if s not in shallow)
+    raise InputError(
+        Path(config["input"]),
+        f"slice(s) {', '.join(shallow)} image less depth than one cut (registration_slicing_interval_mm = {interval:g}): "
+        + "; ".join(f"{s}: {depth[s][0] * depth[s][1]:.0f} µm" for s in shallow)
+        + f", where slice {deep} images {depth[deep][0] * depth[deep][1]:.0f} µm. They were recorded with a shorter depth "
+        "range and cannot overlap the next slice: mark them use = false in slice_config.csv to reconstruct without them")
 
 
 def _check_tables(config: dict, slice_ids: list[str]) -> None:
