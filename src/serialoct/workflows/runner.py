@@ -277,8 +277,10 @@ def _snakemake(
             follow(proc.stderr, sys.stderr, bar=True)
         except KeyboardInterrupt:
             # Snakemake's last lines (which jobs it stopped) go on to the terminal while it stops.
-            threading.Thread(target=follow, args=(proc.stderr, sys.stderr), kwargs={"bar": False}, daemon=True).start()
+            rest = threading.Thread(target=follow, args=(proc.stderr, sys.stderr), kwargs={"bar": False}, daemon=True)
+            rest.start()
             _stop_interrupted(proc)
+            rest.join(timeout=5.0)  # before the pipe is closed under it
             raise
     return proc.returncode
 
