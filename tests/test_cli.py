@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 
@@ -81,8 +82,6 @@ def test_a_job_declares_only_its_own_steps_options_and_an_unknown_step_lists_the
     ],
 )
 def test_a_folder_given_to_the_wrong_command_is_refused_saying_what_it_holds(sample_acquisition, tmp_path, capsys, command, given, message):
-    import shutil
-
     folders = {"raw": sample_acquisition, "nothing": tmp_path / "nothing", "mosaics": tmp_path / "mosaics", "flat": tmp_path / "flat"}
     (folders["mosaics"] / "mosaic_grid_3d_z00.ome.zarr").mkdir(parents=True)
     for tile in (sample_acquisition / "slice_z00" / "tiles").iterdir():
