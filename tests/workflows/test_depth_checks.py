@@ -40,10 +40,10 @@ def test_preprocessing_warns_when_the_tiles_image_less_than_one_cut_and_names_ax
 
 def test_with_the_right_axial_resolution_preprocessing_does_not_warn(shallow):
     pp, _ = shallow
-    slices = discover_slices(pp.parent / "raw")
-    assert depth_warning(slices, preset("tiny").axial_resolution_um) is None
-    assert depth_warning(slices, 2.0) is not None  # 64 µm < 80 µm
-    assert depth_warning(slices, 2.5) is None  # 80 µm: exactly one cut
+    tiles = discover_slices(pp.parent / "raw")["01"]
+    assert depth_warning(tiles, preset("tiny").axial_resolution_um) is None
+    assert depth_warning(tiles, 2.0) is not None  # 64 µm < 80 µm
+    assert depth_warning(tiles, 2.5) is None  # 80 µm: exactly one cut
 
 
 def test_reconstruction_refuses_shallow_mosaics_before_any_work(shallow, tmp_path, capsys):

@@ -16,7 +16,7 @@ def run(args: argparse.Namespace) -> int:
     import sys
 
     from serialoct.errors import InputError
-    from serialoct.io.acquisition import depth_warning, discover_slices, read_slice_geometry
+    from serialoct.io.acquisition import cut_thickness_mm, depth_warning, discover_slices, read_slice_geometry
     from serialoct.io.raw import checked_frame_files
     from serialoct.params import registry
 
@@ -46,11 +46,11 @@ def run(args: argparse.Namespace) -> int:
           + f"; {n_tiles} tiles; {raw_bytes / 1e6:,.1f} MB of raw frames")
     print(f"  tile (z, x, y) = {info.shape}; lateral pixel {px_x:g} x {px_y:g} µm; "
           f"n_repeat {info.n_repeat}; n_extra {info.n_extra} (galvo fly-back A-lines)")
-    thickness = first.metadata.get("slice_thickness")
+    thickness = cut_thickness_mm(first.metadata)
     print(f"  depth {info.n_z * axial_um:.0f} µm = {info.n_z} samples x {axial_um:g} µm"
           + (" (preproc's default axial_resolution; the tiles do not record it)" if args.axial_resolution is None else "")
-          + (f"; cut thickness {thickness:g} mm (metadata.json)" if isinstance(thickness, (int, float)) else ""))
-    shallow = depth_warning({first.slice_id: first.tiles}, axial_um)
+          + (f"; cut thickness {thickness:g} mm (metadata.json)" if thickness is not None else ""))
+    shallow = depth_warning(first.tiles, axial_um)
     if shallow:
         print(f"  warning: {shallow}")
     for slice_id in slices:

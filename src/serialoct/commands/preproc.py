@@ -30,7 +30,7 @@ def run(args: argparse.Namespace) -> int:
     config["input"] = str(Path(config["input"]).resolve())
     config["output"] = str(Path(config["output"]).resolve())
     slices = discover_slices(config["input"], old_layout=config["use_old_folder_structure"])  # a clear error before any work
-    warnings = [w for w in (depth_warning(slices, config["axial_resolution"]), gpu_warning(overrides, config, execution)) if w]
+    warnings = [w for w in (depth_warning(next(iter(slices.values())), config["axial_resolution"]), gpu_warning(overrides, config, execution)) if w]
     for warning in warnings:
         print(f"warning: {warning}", file=sys.stderr)
     # A cluster job gets its rule's threads; only a local run shares this machine's cores.

@@ -33,6 +33,7 @@ def resolve_paths(config: dict) -> dict:
         No mosaic grids in ``input``, or a tables file that does not exist.
     """
     from serialoct.errors import InputError
+    from serialoct.io.acquisition import looks_raw
     from serialoct.workflows.targets import reconst_slices, subject_name
 
     config = dict(config)
@@ -42,7 +43,7 @@ def resolve_paths(config: dict) -> dict:
     config["input"], config["output"] = str(folder), str(Path(config["output"]).resolve())
     shifts = Path(config["shifts_xy"]) if config["shifts_xy"] else folder / "shifts_xy.csv"
     if not shifts.is_file():
-        if any(folder.glob("slice_z*/tiles")) or any(folder.glob("tile_x*_y*_z*")):
+        if looks_raw(folder):
             raise InputError(folder, "this is a raw acquisition: run serialoct preproc on it, then reconstruct its output folder")
         raise InputError(shifts, "shifts_xy.csv not found (give --shifts_xy, or run serialoct preproc into the input folder)")
     config["shifts_xy"] = str(shifts.resolve())

@@ -16,7 +16,7 @@ from pathlib import Path
 from serialoct.errors import FormatError, InputError
 from serialoct.io.tileinfo import TileInfo, read_info
 
-__all__ = ["TileRef", "SliceTiles", "SliceGeometry", "discover_slices", "read_slice_geometry", "slice_metadata", "depth_warning"]
+__all__ = ["TileRef", "SliceTiles", "SliceGeometry", "discover_slices", "read_slice_geometry", "looks_raw", "slice_metadata", "cut_thickness_mm", "depth_warning"]
 
 TILE_DIR_RE = re.compile(r"tile_x(\d+)_y(\d+)_z(\d+)$")
 SLICE_DIR_RE = re.compile(r"slice_z(\d+)$")
@@ -138,11 +138,21 @@ def discover_slices(root: str | os.PathLike, *, old_layout: bool = False, only: 
     return {sid: _slice_tiles(sid, by_slice[sid]) for sid in sorted(by_slice)}
 
 
+def _has_flat_tiles(root: Path) -> bool:
+    return any(TILE_DIR_RE.match(p.name) for p in root.glob("tile_x*"))
+
+
+def looks_raw(root: str | os.PathLike) -> bool:
+    """Whether ``root`` holds raw tiles, in either layout (a quick look, not a discovery)."""
+    root = Path(root)
+    return any(SLICE_DIR_RE.match(p.parent.name) for p in root.glob("slice_z*/tiles")) or _has_flat_tiles(root)
+
+
 def _layout_hint(root: Path, old_layout: bool) -> str:
     """What a folder without tiles holds instead, as a hint for the error."""
     if any(root.glob("mosaic_grid_3d_z*.ome.zarr")):
         return " (it holds mosaic grids, preprocessing's output: give it to serialoct reconstruct)"
-    if not old_layout and any(TILE_DIR_RE.match(p.name) for p in root.glob("tile_x*")):
+    if not old_layout and _has_flat_tiles(root):
         return " (its tiles are directly inside: the flat layout, set use_old_folder_structure true)"
     return "" if old_layout else " (flat layout? set use_old_folder_structure)"
 
@@ -250,20 +260,25 @@ def slice_metadata(tiles: SliceTiles) -> dict:
     return data
 
 
-def depth_warning(slices: dict[str, SliceTiles], axial_resolution_um: float) -> str | None:
-    """Why the slices of an acquisition will not overlap in depth, or None.
-
-    A slice must image deeper than the cut thickness (``slice_thickness`` of
-    the first slice's ``metadata.json``, in mm; nothing to check without it)
-    for the reconstruction to register and stack consecutive slices. The tiles
-    do not record their axial voxel size, so a wrong ``axial_resolution`` is
-    only seen here.
-    """
-    if not slices:
+def cut_thickness_mm(metadata: dict) -> float | None:
+    """``slice_thickness`` of a slice's ``metadata.json`` in mm, or None when it is absent or not a positive number."""
+    value = metadata.get("slice_thickness")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
         return None
-    tiles = next(iter(slices.values()))
-    thickness_mm = slice_metadata(tiles).get("slice_thickness")
-    if isinstance(thickness_mm, bool) or not isinstance(thickness_mm, (int, float)) or thickness_mm <= 0:
+    return float(value)
+
+
+def depth_warning(tiles: SliceTiles, axial_resolution_um: float) -> str | None:
+    """Why the slices of an acquisition will not overlap in depth, judged on one of its slices, or None.
+
+    A slice must image deeper than the cut thickness (:func:`cut_thickness_mm`
+    of its ``metadata.json``; nothing to check without it) for the
+    reconstruction to register and stack consecutive slices. The tiles do not
+    record their axial voxel size, so a wrong ``axial_resolution`` is only
+    seen here.
+    """
+    thickness_mm = cut_thickness_mm(slice_metadata(tiles))
+    if thickness_mm is None:
         return None
     n_z = read_info(tiles.tiles[0].path).n_z
     depth_um = n_z * axial_resolution_um
