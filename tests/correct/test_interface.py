@@ -88,8 +88,19 @@ def test_every_aline_is_linearly_interpolated_from_its_start_with_zero_or_edge_f
         for r, c in np.ndindex(start.shape):
             a = volume[:, r, c]
             padded = np.concatenate([[0.0], a, [0.0]]) if fill == "zero" else np.concatenate([a[:1], a, a[-1:]])
-            expected = np.interp(start[r, c] + np.arange(10), depth, padded)
+            position = start[r, c] + np.arange(10)
+            expected = np.interp(position, depth, padded)
+            if fill == "zero":
+                expected[position > 11] = 0.0  # no partial voxel at the end of the data
             np.testing.assert_allclose(out[:, r, c], expected, rtol=1e-5, atol=1e-6)
+
+
+def test_an_aline_cut_by_the_end_of_its_data_ends_in_whole_voxels_then_zeros():
+    volume = np.ones((10, 1, 3), np.float32)
+    out = sample_alines(volume, np.array([[2.0, 2.4, 2.9]], np.float32), 8)
+    np.testing.assert_array_equal(out[:, 0, 0], [1] * 8)  # data to index 9: all whole
+    np.testing.assert_array_equal(out[:, 0, 1], [1] * 7 + [0])  # index 9.4 would mix the last voxel with the padding
+    np.testing.assert_array_equal(out[:, 0, 2], [1] * 7 + [0])
 
 
 def test_resampling_refuses_missing_starts():

@@ -18,11 +18,13 @@ element-wise operations per voxel: no logarithm, no exponential, no fit.
 Three practical limits of the method are handled explicitly:
 
 - the end of the data: the interface crop flattens the surface to the top
-  and fills each A-line below the end of its recording with exact zeros, so
-  A-lines end at different depths, and the last recorded voxel of a padded
-  A-line is interpolated with the padding (too dark). Each A-line's data
-  ends before its padding and that partial voxel (:func:`data_end`); the
-  sums and the tail windows stop there. Counting the padding as signal
+  and fills each A-line below the end of its recording with exact zeros
+  (a voxel it would have to blend with them included), so A-lines end at
+  different depths. Each A-line's data ends before its padding
+  (:func:`data_end`); the sums and the tail windows stop there. A partial
+  last voxel (the crop's before 2026-12-04, and whatever the deepest output
+  plane held for the A-lines with the shallowest surfaces) made the last
+  window dark, the decay steep and the tail 0.3-0.5 of the truth. Counting the padding as signal
   ``0 - floor`` made the tail too small and over-compensated the bottom of
   every padded A-line (small preset, six slices: the compensated intensity
   over the phantom's reflectivity rose by 9-25 % from 60 to 300 µm deep,
@@ -141,27 +143,25 @@ def data_end(volume, *, backend: Backend | None = None) -> np.ndarray:
     Returns
     -------
     ndarray, shape (rows, cols), int64, on the backend (NumPy or CuPy)
-        ``Z`` for an A-line whose last voxel is not 0; otherwise the index
-        of its last non-zero voxel, which the crop interpolated between the
-        last recorded voxel and the padding (partial: left out); 0 for an
-        all-zero A-line.
+        One past the A-line's last non-zero voxel; 0 for an all-zero A-line.
 
     Notes
     -----
     A recorded intensity is never exactly 0 in practice (the darkfield and
     the detector noise keep it above), so exact zeros at the bottom are
-    padding, not signal.
+    padding, not signal. The crop pads with whole voxels
+    (:func:`~serialoct.correct.interface.sample_alines`): no partial voxel
+    sits above the padding.
     """
     xp = (backend or get_backend(False)).xp
     return _data_end(xp, xp.asarray(volume))
 
 
 def _data_end(xp, v):
-    n_z = v.shape[0]
     end = xp.zeros(v.shape[1:], dtype=xp.int64)
-    for i in range(n_z):  # end = index of the last non-zero voxel + 1, plane by plane (no (Z, rows, cols) temporary)
+    for i in range(v.shape[0]):  # end = index of the last non-zero voxel + 1, plane by plane (no (Z, rows, cols) temporary)
         end = xp.where(v[i] != 0, i + 1, end)
-    return xp.where(end == n_z, end, xp.maximum(end - 1, 0))
+    return end
 
 
 def estimate_tail(

@@ -346,7 +346,10 @@ def sample_alines(
         Output depth.
     fill : {"zero", "edge"}
         Value of output voxels outside the input A-line: 0, or its nearest
-        recorded voxel.
+        recorded voxel. With ``"zero"`` a voxel that would blend the last
+        recorded voxel with the zeros below it is 0 as well: an A-line ends
+        in whole voxels, then exact zeros (what
+        :func:`~serialoct.correct.attenuation.data_end` reads).
     backend : Backend, optional
 
     Returns
@@ -406,6 +409,8 @@ def sample_alines(
         xp.multiply(upper, keep, out=out[k])
         xp.multiply(lower, frac, out=blended)
         out[k] += blended
+        if fill == "zero" and highest + k + 1 >= n_z:  # partial voxels at the end of the data: padding
+            out[k][(base + k + 1 >= n_z) & (frac > 0)] = 0.0
         upper = lower
     return to_numpy(out.reshape((n_out,) + tuple(volume.shape[1:])))
 
