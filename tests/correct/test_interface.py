@@ -130,7 +130,11 @@ def test_crop_puts_the_true_surface_at_the_margin_of_a_stitched_slice():
 def test_crop_depth_is_the_requested_depth_capped_at_the_data_below_the_shallowest_surface():
     surface = np.array([[6.2, 9.0], [np.nan, 7.5]])
     assert interface_crop_depth_vox(surface, 64, axial_um=8.0, out_depth_um=400.0) == 50
-    assert interface_crop_depth_vox(surface, 64, axial_um=8.0, out_depth_um=600.0) == 58  # 64 - 6.2, rounded up
+    assert interface_crop_depth_vox(surface, 64, axial_um=8.0, out_depth_um=600.0) == 57  # whole voxels below 6.2: 6.2 .. 62.2
+    assert interface_crop_depth_vox(np.array([[6.0]]), 64, axial_um=8.0, out_depth_um=600.0) == 58  # 6.0 .. 63.0
+    filled = np.array([[6.2, 9.0], [6.9, 7.5]], np.float32)
+    depth = interface_crop_depth_vox(filled, 64, axial_um=8.0, out_depth_um=600.0)
+    assert crop_interface(np.ones((64, 2, 2), np.float32), filled, depth_vox=depth)[-1].any()  # no plane of zeros only
     with pytest.raises(ValueError, match="positive"):
         interface_crop_depth_vox(surface, 64, axial_um=0.0)
 

@@ -109,6 +109,26 @@ def test_across_the_gap_the_upper_slices_local_error_is_matched_to_the_lower_sli
     assert matched.metrics["intensity_map"]["depth_plane"] == 2 * D + SURFACE_PLANES + OVERLAP_PLANES / 2
 
 
+def test_the_filled_gap_ends_at_the_lower_slices_level_when_the_upper_slice_darkens_with_depth(truth):
+    # A mean error of the upper slice's compensation that grows with depth (no lateral pattern: the map is 1).
+    depth = 2 * D + SURFACE_PLANES + OVERLAP_PLANES + 1
+    z = np.arange(depth, dtype=np.float32)[:, None, None]
+    upper = truth.reflectivity[3 * D : 3 * D + depth] * np.float32(0.6) ** (z / (depth - 1))
+    missing, tissue = truth.reflectivity[4 * D : 4 * D + depth], truth.tissue[4 * D : 4 * D + depth]
+    lower = observe(truth.reflectivity[5 * D : 5 * D + depth], MOVE_DEG, MOVE_PX)
+    plain = interpolate_missing_slice(upper, lower, planes_per_slice=D)
+    matched = interpolate_missing_slice(upper, lower, planes_per_slice=D, intensity_map_sigma_px=2.0)
+
+    def level(result, plane):  # the plane's mean over the truth's, over the tissue
+        inside = tissue[plane] & (result.volume[plane] > 0)
+        return result.volume[plane][inside].mean() / missing[plane][inside].mean()
+
+    assert level(plain, D - 1) < 0.75  # the upper slice's own level at the gap's bottom
+    assert level(matched, D - 1) == pytest.approx(1.0, abs=0.05)
+    assert level(matched, 0) == pytest.approx(level(plain, 0), rel=1e-6)  # the gap's top is the upper slice's own plane
+    assert matched.metrics["level_step"] > 1.3
+
+
 def test_unknown_method_is_refused_with_the_allowed_ones():
     with pytest.raises(ValueError, match="zmorph, weighted, average"):
         InterpolationParams(interpolation_method="spline")

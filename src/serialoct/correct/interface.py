@@ -419,8 +419,9 @@ def interface_crop_depth_vox(surface_vox: np.ndarray, n_z: int, *, axial_um: flo
     """Output depth of the interface crop of a slice, in voxels.
 
     ``out_depth_um`` (the guide's ``crop_interface_out_depth``, "maximum
-    tissue depth") converted to voxels, capped at the deepest data below any
-    surface of the slice, so the crop never ends in planes of zeros only.
+    tissue depth") converted to voxels, capped at the whole voxels of data
+    below the shallowest surface of the slice, so the crop never ends in a
+    plane of zeros only (:func:`sample_alines` pads a partial voxel).
     Compute it once per slice from the whole surface map when the crop is
     streamed block by block.
     """
@@ -429,7 +430,7 @@ def interface_crop_depth_vox(surface_vox: np.ndarray, n_z: int, *, axial_um: flo
     wanted = max(1, int(round(out_depth_um / axial_um)))
     surface = np.asarray(surface_vox, dtype=np.float64)
     shallowest = float(np.nanmin(surface)) if np.isfinite(surface).any() else 0.0
-    available = max(1, int(math.ceil(n_z - shallowest + margin_vox)))
+    available = max(1, int(math.floor(n_z - shallowest + margin_vox)))
     return min(wanted, available)
 
 

@@ -39,7 +39,8 @@ _STACK_BLEND = (
     param("stack_intensity_map_um", 25.0, "float", "stack", bounds=NON_NEGATIVE, extension=True,
           description="With stack_match_intensity: also match each slice A-line by A-line at the next cut, smoothed over "
                       "this scale (µm), fading in with depth (corrects the local error of the attenuation compensation), and "
-                      "likewise the planes that fill a missing slice to the slice below the gap; 0 matches whole slices only."),
+                      "likewise the planes that fill a missing slice to the slice below the gap (and their mean level at the gap's "
+                      "bottom); 0 matches whole slices only."),
 )
 
 _TRANSFORM_USE = (

@@ -68,8 +68,8 @@ def overlap_planes(first: int, upper_depth: int, lower_depth: int) -> int:
     """How many planes to compare, from the upper slice's plane ``first`` and the lower slice's plane :data:`SURFACE_PLANES`.
 
     At most :data:`OVERLAP_PLANES`, within the lower slice, and never the
-    upper slice's last plane (the interface crop interpolates it with the
-    padding below the data: partial). 0 when they do not overlap.
+    upper slice's last plane (only the A-lines with the shallowest surfaces
+    reach it; the others are padding there). 0 when they do not overlap.
     """
     return max(0, min(OVERLAP_PLANES, upper_depth - 1 - first, lower_depth - SURFACE_PLANES))
 
