@@ -22,9 +22,10 @@ Three practical limits of the method are handled explicitly:
   (a voxel it would have to blend with them included), so A-lines end at
   different depths. Each A-line's data ends before its padding
   (:func:`data_end`); the sums and the tail windows stop there. A partial
-  last voxel (the crop's before 2026-12-04, and whatever the deepest output
-  plane held for the A-lines with the shallowest surfaces) made the last
-  window dark, the decay steep and the tail 0.3-0.5 of the truth. Counting the padding as signal
+  last voxel counted as data (the crop wrote one, until 2026-12-04, in the
+  deepest plane of the A-lines with the shallowest surfaces) darkened the
+  last window: the decay looked steep and the tail came out at 0.3-0.5 of
+  the truth (``medium`` synthetic acquisition). Counting the padding as signal
   ``0 - floor`` made the tail too small and over-compensated the bottom of
   every padded A-line (small preset, six slices: the compensated intensity
   over the phantom's reflectivity rose by 9-25 % from 60 to 300 µm deep,

@@ -369,12 +369,13 @@ def _match_gap_to_lower(upper, lower, d: int, transform: Rigid2D, sigma_px: floa
 
 def _level_step(above: np.ndarray, below: np.ndarray, transform: Rigid2D) -> float | None:
     """The mean step from the gap's last planes (upper frame) to the lower slice's first planes below its surface."""
-    from serialoct.stack.intensity import overlap_ratio
+    from serialoct.stack.intensity import MAP_LIMIT, overlap_ratio
 
     if len(above) < 1 or len(below) < 1:
         return None
     low = warp_plane(below.astype(np.float32).mean(axis=0), np.linalg.inv(transform.matrix()))
-    return overlap_ratio(above.astype(np.float32).mean(axis=0), low)
+    step = overlap_ratio(above.astype(np.float32).mean(axis=0), low)
+    return None if step is None else float(np.clip(step, 1.0 / MAP_LIMIT, MAP_LIMIT))  # bounded as the local map
 
 
 def _failed(method: str, reason: str, metrics: dict) -> InterpolationResult:
