@@ -6,7 +6,7 @@ test_reconstruct.py (``--profile aggressive``, no smoothing of the synthetic
 random motion). On ``small``'s seven slices the slices without a next one
 weigh a third of the volume: the last slice's planes below its cut thickness
 and the gap, whose intensities no later slice can check, hold 0.12 of its
-``1 - NCC²`` of 0.27 (NCC 0.854; BENCHMARKS.md, "Reconstruction accuracy").
+``1 - NCC²`` of 0.26 (NCC 0.859; BENCHMARKS.md, "Reconstruction accuracy").
 Here they are a tenth of the volume, as in a real brain of some 60 sections.
 
 The run takes about 5 minutes and 11 GB of disk at its peak (skipped, with
