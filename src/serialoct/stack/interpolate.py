@@ -362,8 +362,7 @@ def _match_gap_to_lower(upper, lower, d: int, transform: Rigid2D, sigma_px: floa
     level_step = _level_step(out[2 * d - GAP_LEVEL_PLANES: 2 * d], lower[SURFACE_PLANES: SURFACE_PLANES + GAP_LEVEL_PLANES], transform)
     metrics["level_step"] = None if level_step is None else round(level_step, 4)
     if level_step is not None:  # the mean level ramped in from the gap's top (1) to its bottom (the whole step)
-        for i in range(d + 1, len(out)):
-            out[i] *= np.float32(level_step ** min(1.0, (i - d) / d))
+        apply_gain_map(out[d:], 0, np.full(out.shape[1:], level_step, np.float32), d)
     return out
 
 
